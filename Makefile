@@ -1,0 +1,49 @@
+# Single entry point. `make setup` once, then `make demo` / `make test` / `make bench`.
+# Layers: unit + conformance + integration (`make test`), containers (`make test-containers`),
+# cluster (`make test-cluster`); `make ci` runs them all, as .ci/run does.
+
+VENV   ?= .venv
+PYTHON ?= $(VENV)/bin/python
+PYTEST ?= $(PYTHON) -m pytest
+export PYTHONDONTWRITEBYTECODE = 1
+
+.PHONY: help setup build render check-render lint test test-c-units demo bench \
+        test-containers test-cluster ci clean
+
+help:
+	@echo "make setup            install prerequisites (apt-get when root), .venv, build C"
+	@echo "make demo             private database + all six servers + all six clients"
+	@echo "make test             lint, render drift check, unit, conformance, integration"
+	@echo "make bench            load-test each server against a no-database reference"
+	@echo "make render           re-render files derived from protocol.toml and roster.yaml"
+	@echo "make test-containers  images + docker compose (needs a Docker engine)"
+	@echo "make test-cluster     kind cluster smoke test (needs a Docker engine)"
+
+setup:
+	tools/setup.sh
+
+build:
+	$(MAKE) -C services/c-server all asan
+	$(MAKE) -C clients/c-client all asan
+
+render:
+	$(PYTHON) -m pointsmesh.render
+
+check-render:
+	$(PYTHON) -m pointsmesh.render --check
+
+lint: check-render
+	$(PYTHON) -m ruff check --output-format concise .
+
+test: build lint
+	$(PYTEST) tests/unit tests/conformance tests/integration
+
+demo: build
+	$(PYTHON) -m pointsmesh.demo
+
+bench: build
+	$(PYTHON) -m pointsmesh.bench
+
+clean:
+	$(MAKE) -C services/c-server clean
+	$(MAKE) -C clients/c-client clean

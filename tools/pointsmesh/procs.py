@@ -1,0 +1,270 @@
+"""Start, talk to and stop the project's servers and clients as real processes.
+
+Kinds of server: "c" (services/c-server/build/c-server), "c-asan" (the ASan+UBSan build in
+build-asan/) and "python" (the points_server package). Clients: "c", "c-asan", "python".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ROOT
+from .devdb import free_port
+
+C_SERVER = {
+    "c": ROOT / "services/c-server/build/c-server",
+    "c-asan": ROOT / "services/c-server/build-asan/c-server",
+}
+C_CLIENT = {
+    "c": ROOT / "clients/c-client/build/c-client",
+    "c-asan": ROOT / "clients/c-client/build-asan/c-client",
+}
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=99",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=99",
+    "LSAN_OPTIONS": "exitcode=99",
+}
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehavior")
+REQUEST = b"REQUEST_LATEST_POINTS\n"
+
+
+def server_command(kind: str) -> list[str]:
+    if kind in C_SERVER:
+        path = C_SERVER[kind]
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is not built (run `make build`)")
+        return [str(path)]
+    if kind == "python":
+        return [sys.executable, "-m", "points_server"]
+    raise ValueError(f"unknown server kind {kind!r}")
+
+
+def client_command(kind: str) -> list[str]:
+    if kind in C_CLIENT:
+        path = C_CLIENT[kind]
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is not built (run `make build`)")
+        return [str(path)]
+    if kind == "python":
+        return [sys.executable, "-m", "points_client"]
+    raise ValueError(f"unknown client kind {kind!r}")
+
+
+def language(kind: str) -> str:
+    return "python" if kind == "python" else "c"
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "SERVER_", "TARGET_"))}
+    env.update(SANITIZER_ENV)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def exchange(port: int, payload: bytes = REQUEST, host: str = "127.0.0.1",
+             timeout: float = 10.0, half_close: bool = False) -> bytes:
+    """Connect, send payload, optionally half-close, and read until the server closes."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        if payload:
+            s.sendall(payload)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+@dataclass
+class ServerProc:
+    """One server process with its own protocol and health ports."""
+
+    kind: str
+    env: dict[str, str]
+    log_dir: Path
+    name: str = ""
+    port: int = 0
+    health_port: int = 0
+    proc: subprocess.Popen | None = None
+    log_path: Path = field(init=False)
+    _log_file: object = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port()
+        self.health_port = self.health_port or free_port()
+        self.name = self.name or f"{self.kind}-{self.port}"
+        self.log_path = self.log_dir / f"{self.name}.log"
+
+    @property
+    def language(self) -> str:
+        return language(self.kind)
+
+    def full_env(self) -> dict[str, str]:
+        env = base_env()
+        env.update(
+            {
+                "SERVER_HOST": "127.0.0.1",
+                "SERVER_PORT": str(self.port),
+                "HEALTH_HOST": "127.0.0.1",
+                "HEALTH_PORT": str(self.health_port),
+            }
+        )
+        env.update(self.env)
+        return env
+
+    def start(self, wait: str = "ready", timeout: float = 30.0, args: list[str] | None = None
+              ) -> ServerProc:
+        """Start; wait for "ready" (/readyz 200), "listening" (port accepts) or "none"."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
+        self.proc = subprocess.Popen(
+            server_command(self.kind) + (args or []),
+            env=self.full_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        if wait != "none":
+            self.wait_for(wait, timeout)
+        return self
+
+    def wait_for(self, what: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_text()[-3000:]}")
+            if what == "listening" and self._port_open():
+                return
+            if what == "ready" and self._ready():
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{self.name} not {what} after {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def _port_open(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def _ready(self) -> bool:
+        try:
+            return self.http("/readyz")[0] == 200
+        except OSError:
+            return False
+
+    def http(self, path: str) -> tuple[int, str]:
+        return http_get(self.health_port, path)
+
+    def metrics(self) -> dict[str, float]:
+        """Parse /metrics into {'name{labels}': value} (labels as printed)."""
+        status, body = self.http("/metrics")
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}")
+        out: dict[str, float] = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
+
+    def request(self, payload: bytes = REQUEST, **kw) -> bytes:
+        return exchange(self.port, payload, **kw)
+
+    def fd_count(self) -> int:
+        assert self.proc is not None
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def rss_kib(self) -> int:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait; returns the exit status (SIGKILL after timeout: raises)."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self._reap()
+                raise TimeoutError(f"{self.name} ignored SIGTERM for {timeout} s") from None
+        return self._reap()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._reap()
+
+    def _reap(self) -> int:
+        code = self.proc.returncode if self.proc is not None else 0
+        self.proc = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        return code
+
+    def log_text(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")
+        return ""
+
+    def log_events(self) -> list[dict]:
+        """The JSON log lines (other lines, e.g. sanitizer reports, are skipped)."""
+        events = []
+        for line in self.log_text().splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(json.JSONDecodeError):
+                    events.append(json.loads(line))
+        return events
+
+    def sanitizer_reports(self) -> list[str]:
+        text = self.log_text()
+        return [m for m in SANITIZER_MARKERS if m in text]
+
+
+def run_client(kind: str, port: int, host: str = "127.0.0.1", extra_env: dict | None = None,
+               args: list[str] | None = None, timeout: float = 60.0
+               ) -> subprocess.CompletedProcess:
+    env = base_env()
+    env.update({"TARGET_HOST": host, "TARGET_PORT": str(port)})
+    env.update(extra_env or {})
+    return subprocess.run(
+        client_command(kind) + (args or []), env=env, capture_output=True, text=True,
+        timeout=timeout, cwd=ROOT,
+    )

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Set up everything `make demo`, `make test` and `make bench` need on a Debian/Ubuntu machine:
+#   - system packages (C compiler, make, pkg-config, MariaDB server + client + C headers,
+#     python3-venv): installed with apt-get when running as root, after saying so; otherwise the
+#     exact command to run is printed;
+#   - a Python virtual environment in .venv with the project's packages (editable) and test tools;
+#   - the C server and client, normal and ASan+UBSan builds.
+# Nothing else system-wide is touched: the database used by the demo and tests is a private one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*"; }
+VENV=${VENV:-.venv}
+PY=${PYTHON3:-python3}
+
+missing=()
+need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need_cmd gcc gcc
+need_cmd make make
+need_cmd pkg-config pkg-config
+if ! pkg-config --exists libmariadb 2>/dev/null && ! pkg-config --exists mysqlclient 2>/dev/null; then
+    missing+=(libmariadb-dev)
+fi
+if ! command -v mariadbd >/dev/null && ! command -v mysqld >/dev/null \
+    && [ ! -x /usr/sbin/mariadbd ] && [ ! -x /usr/sbin/mysqld ]; then
+    missing+=(mariadb-server)
+fi
+command -v mariadb >/dev/null || command -v mysql >/dev/null || missing+=(mariadb-client)
+need_cmd "$PY" python3
+if command -v "$PY" >/dev/null && ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
+    missing+=(python3-venv)
+fi
+# The sanitizer runtimes ship with gcc on Debian; check that an ASan program links.
+if command -v gcc >/dev/null; then
+    if ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=address,undefined -o /dev/null - 2>/dev/null; then
+        missing+=(libasan8 libubsan1)
+    fi
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        say "installing with apt-get: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+        # Debian starts no database from a policy-restricted install; the project never uses a
+        # system-wide one anyway (tests and demo start a private server).
+    else
+        say "missing: ${missing[*]}"
+        say "install them, e.g.: sudo apt-get install -y ${missing[*]}"
+        exit 1
+    fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating the Python virtual environment $VENV"
+    "$PY" -m venv "$VENV"
+fi
+say "installing Python packages into $VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e services/py-server -e clients/py-client -e '.[dev]'
+
+say "building the C server and client (normal and ASan+UBSan)"
+make -s build
+say "ready: make demo | make test | make bench"
