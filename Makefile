@@ -8,7 +8,7 @@ PYTEST ?= $(PYTHON) -m pytest
 export PYTHONDONTWRITEBYTECODE = 1
 
 .PHONY: help setup build render check-render lint test test-c-units demo bench \
-        test-containers test-cluster ci clean
+        test-containers cluster cluster-delete test-cluster ci clean
 
 help:
 	@echo "make setup            install prerequisites (apt-get when root), .venv, build C"
@@ -43,6 +43,22 @@ demo: build
 
 bench: build
 	$(PYTHON) -m pointsmesh.bench
+
+test-containers:
+	ci/docker/start-dockerd.sh
+	$(PYTEST) tests/containers
+
+cluster:
+	ci/kind-airgap/cluster.sh up
+
+cluster-delete:
+	ci/kind-airgap/cluster.sh down
+
+test-cluster:
+	ci/docker/start-dockerd.sh
+	$(PYTEST) tests/cluster
+
+ci: setup test test-containers test-cluster
 
 clean:
 	$(MAKE) -C services/c-server clean
