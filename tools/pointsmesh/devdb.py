@@ -157,7 +157,9 @@ class DevDB:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise DevDBError(f"{server} exited with {self.proc.returncode}:\n{self._log_tail()}")
+                raise DevDBError(
+                    f"{server} exited with {self.proc.returncode}:\n{self._log_tail()}"
+                )
             if self._accepting():
                 return
             time.sleep(0.05)

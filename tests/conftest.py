@@ -1,0 +1,93 @@
+"""Shared fixtures: a private MariaDB per session, servers as real processes, clean teardown.
+
+Every server a test starts is stopped with SIGTERM at teardown; the test then fails if the
+server did not exit 0 or if a sanitizer reported anything in its output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pointsmesh.devdb import DevDB
+from pointsmesh.procs import ServerProc
+from pointsmesh.spec import Protocol, load_protocol
+
+SERVER_KINDS = ("c", "c-asan", "python")
+_counter = itertools.count()
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    """Each server implementation: C, C with ASan+UBSan, Python."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def protocol() -> Protocol:
+    return load_protocol()
+
+
+@pytest.fixture(scope="session")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevDB]:
+    """One private database for the session (tests that stop a database make their own)."""
+    database = DevDB(tmp_path_factory.mktemp("db")).start()
+    yield database
+    database.stop()
+
+
+@pytest.fixture
+def private_db(tmp_path: Path) -> Iterator[DevDB]:
+    """A database of this test's own, free to stop, kill and restart."""
+    database = DevDB(tmp_path / "db").start()
+    yield database
+    database.stop()
+
+
+def unique_row(prefix: str) -> str:
+    """A users row no other test touches (VARCHAR(50))."""
+    return f"{prefix[:36]}-{next(_counter)}"
+
+
+ServerFactory = Callable[..., ServerProc]
+
+
+@pytest.fixture
+def make_server(tmp_path: Path, db: DevDB) -> Iterator[ServerFactory]:
+    """start(kind, row=..., database=db, wait="ready", **settings) -> a running ServerProc."""
+    started: list[ServerProc] = []
+
+    def start(kind: str, row: str, database: DevDB | None = None, wait: str = "ready",
+              args: list[str] | None = None, port: int = 0, **settings: str) -> ServerProc:
+        env = {**(database or db).env(), "SERVER_USER": row, "UPDATE_INTERVAL": "0",
+               "IDLE_TIMEOUT": "2", "SHUTDOWN_TIMEOUT": "3"}
+        env.update({k.upper(): str(v) for k, v in settings.items()})
+        server = ServerProc(kind, env, tmp_path / "logs", name=f"{kind}-{next(_counter)}",
+                            port=port)
+        started.append(server)
+        return server.start(wait=wait, args=args)
+
+    yield start
+    problems = []
+    for server in started:
+        if server.proc is not None:
+            code = server.stop()
+            if code != 0:
+                problems.append(f"{server.name} exited {code}")
+        reports = server.sanitizer_reports()
+        if reports:
+            problems.append(f"{server.name}: sanitizer reported {reports}:\n{server.log_text()}")
+    if problems:
+        pytest.fail("; ".join(problems))
+
+
+def reply_pattern(protocol: Protocol, row: str) -> re.Pattern[bytes]:
+    """The reply for row, points and timestamp as groups; use with fullmatch."""
+    body = re.escape(protocol.reply_format).replace(r"\{user\}", re.escape(row))
+    body = body.replace(r"\{points\}", r"(-?\d+)")
+    body = body.replace(r"\{last_update\}", r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
+    return re.compile(body.encode())
