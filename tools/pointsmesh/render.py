@@ -327,6 +327,75 @@ def render_seed(members: tuple[Member, ...]) -> str:
     return "\n".join(lines)
 
 
+def _md(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+def render_reference(p: Protocol) -> str:
+    """docs/reference.md: the operator's view of protocol.toml."""
+    lines = [
+        "<!-- Generated from protocol/protocol.toml by `make render`. Do not edit. -->",
+        "# Reference: settings, replies, metrics, logs",
+        "",
+        f"Request: `{p.command}` + `\\n` (`\\r\\n` accepted), at most {p.max_line_bytes} bytes.",
+        "",
+        f"Reply: `{p.reply_format.rstrip()}` + `\\n`, then the server closes the connection.",
+        "",
+        "## Error replies",
+        "",
+        "One line, then the server closes the connection. Clients retry the retryable ones.",
+        "",
+        "| line | retryable |",
+        "|---|---|",
+    ]
+    lines += [f"| `{_md(e.line.rstrip())}` | {'yes' if e.retryable else 'no'} |" for e in p.errors]
+    for title, settings, note in (
+        ("Server settings", p.server_settings, "C and Python servers"),
+        ("Client settings", p.client_settings, "C and Python clients"),
+    ):
+        lines += [
+            "",
+            f"## {title}",
+            "",
+            f"Environment variable, or the flag that overrides it ({note}).",
+            "",
+            "| variable | flag | default | meaning |",
+            "|---|---|---|---|",
+        ]
+        for s in settings:
+            default = f"`{s.default}`" if s.default else "(empty)"
+            if s.default_python:
+                default += f" (Python: `{s.default_python}`)"
+            lines.append(f"| `{s.env}` | `{s.flag}` | {default} | {_md(s.help)} |")
+    lines += [
+        "",
+        "## Metrics (`/metrics` on `HEALTH_PORT`)",
+        "",
+        "| name | type | labels | meaning |",
+        "|---|---|---|---|",
+    ]
+    for m in p.metrics:
+        labels = ", ".join(m.labels) or "-"
+        lines.append(f"| `{m.name}` | {m.type} | {labels} | {_md(m.help)} |")
+    lines += [
+        "",
+        f"Histogram buckets (seconds): {', '.join(f'{b:g}' for b in p.duration_buckets)}.",
+        "",
+        "## Log events",
+        "",
+        "One JSON object per line on stdout. Every line starts with "
+        + ", ".join(f"`{f}`" for f in p.log_common_fields)
+        + "; then the event's own fields:",
+        "",
+        "| event | level | fields |",
+        "|---|---|---|",
+    ]
+    for e in p.log_events:
+        lines.append(f"| `{e.name}` | {e.level} | {', '.join(e.fields) or '-'} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def targets() -> dict[Path, Callable[[], str]]:
     """Every rendered file and the function that produces its text."""
     p = load_protocol()
@@ -337,6 +406,7 @@ def targets() -> dict[Path, Callable[[], str]]:
         ROOT / "services/py-server/src/points_server/protocol.py": lambda: render_py_server(p),
         ROOT / "clients/py-client/src/points_client/protocol.py": lambda: render_py_client(p),
         ROOT / "sql/02-seed.sql": lambda: render_seed(members),
+        ROOT / "docs/reference.md": lambda: render_reference(p),
     }
     for extra in EXTRA_TARGETS:
         out.update(extra())
