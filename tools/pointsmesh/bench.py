@@ -1,0 +1,469 @@
+"""`make bench`: load-test each server next to a no-database reference, in one run.
+
+Starts a private MariaDB (pointsmesh.devdb), the reference server (bench/refserver.c: constant
+reply, no database, the same close sequence as the real servers), one C server and one Python
+server owning real rows, then drives each with the project's load generator
+(pointsmesh.loadgen: a fresh connection per request, several generator processes) at each
+concurrency level, interleaved (reference, C, Python at one level, then the next level) so that
+a noisy machine hurts all three alike. Prints one table and the targets, writes the results as
+JSON, and stops everything it started.
+
+Targets (at concurrency 64): no error of any kind (refused and timed-out connections included);
+C >= 70 % and Python >= 40 % of the reference's req/s; p99 < 20 ms; resident memory after the
+run < 20 MB (C) and < 80 MB (Python). They are reported, not asserted: the exit status is
+non-zero only when the benchmark itself could not run (a server missing or failing to start).
+
+    python -m pointsmesh.bench [--duration 5] [--concurrency 1,16,64] [--servers ref,c,python]
+                               [--generators 2] [--json out/bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ROOT
+from .devdb import DevDB, free_port
+from .loadgen import LoadResult, reply_regex, run_load
+from .procs import ServerProc, exchange
+
+REFSERVER = ROOT / "bench/build/refserver"
+ALL_SERVERS = ("ref", "c", "python")
+ROWS = {"c": "c_user-azmeer", "python": "python_user-azmeer"}
+LABELS = {"ref": "reference (no DB)", "c": "C server", "python": "Python server"}
+
+TARGET_CONCURRENCY = 64
+MIN_SHARE = {"c": 0.70, "python": 0.40}  # of the reference's req/s
+MAX_P99_MS = 20.0
+MAX_RSS_MB = {"c": 20.0, "python": 80.0}
+
+
+class BenchError(RuntimeError):
+    """The benchmark itself could not run."""
+
+
+def _mem_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process in KiB."""
+    rss = hwm = 0
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return rss, hwm
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _loadavg() -> list[float]:
+    with contextlib.suppress(OSError):
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    return []
+
+
+# -- the servers under test ----------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    """One server under test: the reference (a bare process) or a ServerProc."""
+
+    name: str
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    server: ServerProc | None = None
+    note: str = ""
+
+    @property
+    def pid(self) -> int | None:
+        if self.server is not None and self.server.proc is not None:
+            return self.server.proc.pid
+        return self.proc.pid if self.proc is not None else None
+
+    def alive(self) -> bool:
+        p = self.server.proc if self.server is not None else self.proc
+        return p is not None and p.poll() is None
+
+    def mem_kib(self) -> tuple[int, int]:
+        pid = self.pid
+        return _mem_kib(pid) if pid is not None and self.alive() else (0, 0)
+
+    def counters(self) -> dict[str, float]:
+        """points_requests_total and points_db_reads_total from /metrics (empty if none)."""
+        if self.server is None or not self.alive():
+            return {}
+        try:
+            m = self.server.metrics()
+        except (OSError, RuntimeError):
+            return {}
+        return {k: v for k, v in m.items()
+                if k in ("points_requests_total", "points_db_reads_total")}
+
+    def stop(self) -> None:
+        if self.server is not None:
+            try:
+                self.server.stop(timeout=20)
+            except TimeoutError as exc:
+                self.note = str(exc)
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+
+
+@dataclass
+class Row:
+    server: str
+    result: LoadResult
+    share: float | None = None  # of the reference at the same concurrency
+    rss_kib: int = 0
+    hwm_kib: int = 0
+    alive: bool = True
+    db_reads: float | None = None
+    replies: float | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "server": self.server,
+            **self.result.to_json(),
+            "share_of_reference": self.share,
+            "rss_kib_after": self.rss_kib,
+            "peak_rss_kib": self.hwm_kib,
+            "alive_after": self.alive,
+            "server_replies": self.replies,
+            "server_db_reads": self.db_reads,
+        }
+
+
+@dataclass
+class Verdict:
+    server: str
+    what: str
+    passed: bool | None  # None: not measured
+    detail: str
+
+
+@dataclass
+class Bench:
+    servers: list[str]
+    concurrency: list[int]
+    duration: float
+    warmup: float
+    generators: int
+    timeout: float
+    pause: float
+    update_interval: str | None
+    keep: bool
+    base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pointsmesh-bench-")))
+    db: DevDB | None = None
+    targets: dict[str, Target] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    # -- start and stop ---------------------------------------------------------------------
+
+    def build_refserver(self) -> None:
+        res = subprocess.run(["make", "-s", "-C", str(ROOT / "bench")], capture_output=True,
+                             text=True, timeout=300)
+        if res.returncode != 0 or not REFSERVER.exists():
+            raise BenchError(f"cannot build bench/refserver:\n{res.stdout}{res.stderr}")
+
+    def start_ref(self) -> None:
+        self.build_refserver()
+        port = free_port()
+        log = open(self.base / "refserver.log", "ab")  # noqa: SIM115 - owned by the process
+        proc = subprocess.Popen([str(REFSERVER), str(port), "127.0.0.1"],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.targets["ref"] = Target("ref", port=port, proc=proc)
+        deadline = time.monotonic() + 10
+        while not _port_open(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"refserver did not start; see {self.base / 'refserver.log'}")
+            time.sleep(0.05)
+
+    def start_db(self) -> None:
+        print("starting a private MariaDB ...", flush=True)
+        self.db = DevDB(self.base / "db").start()
+
+    def start_server(self, kind: str) -> None:
+        assert self.db is not None
+        env = {**self.db.env(), "SERVER_USER": ROWS[kind], "LOG_LEVEL": "info"}
+        if self.update_interval is not None:
+            env["UPDATE_INTERVAL"] = self.update_interval
+        server = ServerProc(kind, env, self.base / "logs", name=f"{kind}-server")
+        self.targets[kind] = Target(kind, port=server.port, server=server)
+        try:
+            server.start(wait="ready", timeout=60)
+        except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
+            raise BenchError(f"the {LABELS[kind]} did not start: {exc}") from exc
+
+    def available(self, kind: str) -> str | None:
+        """None when the server can be started, else why not."""
+        if kind == "c":
+            path = ROOT / "services/c-server/build/c-server"
+            return None if path.exists() else f"{path.relative_to(ROOT)} is not built"
+        if kind == "python":
+            res = subprocess.run([sys.executable, "-c", "import points_server"],
+                                 capture_output=True, timeout=60)
+            return None if res.returncode == 0 else "the points_server package is not installed"
+        return None
+
+    def start(self) -> None:
+        for kind in self.servers:
+            why = self.available(kind)
+            if why is not None:
+                self.skipped.append(kind)
+                self.problems.append(f"{LABELS[kind]}: skipped, {why}")
+        runnable = [k for k in self.servers if self.available(k) is None]
+        if "ref" in runnable:
+            self.start_ref()
+        if any(k in ROWS for k in runnable):
+            self.start_db()
+        for kind in runnable:
+            if kind in ROWS:
+                print(f"starting the {LABELS[kind]} ...", flush=True)
+                self.start_server(kind)
+        pattern = re.compile(reply_regex().encode())
+        for kind, t in self.targets.items():
+            reply = exchange(t.port, timeout=10)
+            if not pattern.fullmatch(reply):
+                raise BenchError(f"the {LABELS[kind]} answered {reply[:200]!r}")
+
+    def stop(self) -> None:
+        for t in self.targets.values():
+            t.stop()
+        if self.db is not None:
+            self.db.stop()
+        if self.keep:
+            print(f"kept {self.base}")
+        else:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    # -- measuring -------------------------------------------------------------------------
+
+    def measure(self) -> None:
+        order = [k for k in ALL_SERVERS if k in self.targets]
+        for c in self.concurrency:
+            ref_rps = None
+            for kind in order:
+                t = self.targets[kind]
+                if not t.alive():
+                    self.problems.append(f"{LABELS[kind]}: not running, c={c} skipped")
+                    continue
+                before = t.counters()
+                res = run_load(t.port, c, self.duration, self.warmup, self.generators,
+                               self.timeout)
+                after = t.counters()
+                rss, hwm = t.mem_kib()
+                row = Row(kind, res, rss_kib=rss, hwm_kib=hwm, alive=t.alive())
+                if before and after:
+                    row.replies = after.get("points_requests_total", 0) - before.get(
+                        "points_requests_total", 0)
+                    row.db_reads = after.get("points_db_reads_total", 0) - before.get(
+                        "points_db_reads_total", 0)
+                if kind == "ref":
+                    ref_rps = res.rps
+                if ref_rps:
+                    row.share = res.rps / ref_rps
+                self.rows.append(row)
+                print("  " + self.format_row(row), flush=True)
+                if not row.alive:
+                    self.problems.append(f"{LABELS[kind]}: died during the run at c={c}")
+                time.sleep(self.pause)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    HEADER = (f"{'server':<18} {'conc':>4} {'req/s':>8} {'% ref':>6} {'p50 ms':>7} "
+              f"{'p99 ms':>7} {'RSS MB':>7}  errors")
+
+    @staticmethod
+    def format_row(r: Row) -> str:
+        res = r.result
+        share = f"{r.share * 100:.0f}%" if r.share is not None else "-"
+        errs = ", ".join(f"{k} {v}" for k, v in res.errors.items()) or "0"
+        return (f"{LABELS[r.server]:<18} {res.concurrency:>4} {res.rps:>8,.0f} {share:>6} "
+                f"{_ms(res.p50_ms):>7} {_ms(res.p99_ms):>7} {r.rss_kib / 1024:>7.1f}  {errs}")
+
+    def verdicts(self) -> list[Verdict]:
+        out: list[Verdict] = []
+        at = {r.server: r for r in self.rows if r.result.concurrency == TARGET_CONCURRENCY}
+        last = {r.server: r for r in self.rows}
+        for kind in ("c", "python"):
+            if kind not in self.servers:
+                continue
+            r = at.get(kind)
+            name = LABELS[kind]
+            if r is None:
+                out.append(Verdict(kind, f"{name}: measured at c={TARGET_CONCURRENCY}", None,
+                                   "not measured"))
+                continue
+            res = r.result
+            errs = ", ".join(f"{k} {v}" for k, v in res.errors.items()) or "none"
+            out.append(Verdict(kind, f"{name}: 0 errors at c={TARGET_CONCURRENCY}",
+                               res.error_count == 0 and r.alive, f"errors: {errs}"))
+            need = MIN_SHARE[kind]
+            if r.share is None:
+                out.append(Verdict(kind, f"{name}: >= {need:.0%} of the reference", None,
+                                   "reference not measured"))
+            else:
+                out.append(Verdict(kind, f"{name}: >= {need:.0%} of the reference",
+                                   r.share >= need,
+                                   f"{res.rps:,.0f} req/s = {r.share:.0%} of the reference"))
+            p99_ok = not math.isnan(res.p99_ms) and res.p99_ms < MAX_P99_MS
+            out.append(Verdict(kind, f"{name}: p99 < {MAX_P99_MS:g} ms", p99_ok,
+                               f"p99 {_ms(res.p99_ms)} ms"))
+            rss_mb = last[kind].rss_kib / 1024
+            out.append(Verdict(kind, f"{name}: RSS < {MAX_RSS_MB[kind]:g} MB after the run",
+                               last[kind].alive and rss_mb < MAX_RSS_MB[kind],
+                               f"{rss_mb:.1f} MB (peak {last[kind].hwm_kib / 1024:.1f} MB)"))
+        return out
+
+    def report(self, load_before: list[float], load_after: list[float]) -> dict:
+        print()
+        print(f"one connection per request; {self.generators} generator processes; "
+              f"{self.duration:g} s per run after {self.warmup:g} s warm-up; "
+              f"{os.cpu_count()} CPUs; load average before {_load(load_before)}, "
+              f"after {_load(load_after)}")
+        print(self.HEADER)
+        for r in self.rows:
+            print(self.format_row(r))
+        verdicts = self.verdicts()
+        if verdicts:
+            print()
+            print(f"targets (at concurrency {TARGET_CONCURRENCY}):")
+            for v in verdicts:
+                mark = {True: "PASS", False: "FAIL", None: "n/a "}[v.passed]
+                print(f"  {mark}  {v.what}: {v.detail}")
+        for p in self.problems:
+            print(f"  note: {p}")
+        if load_before and load_before[0] > (os.cpu_count() or 1):
+            print("  note: the machine was busy (load average above the CPU count); "
+                  "numbers are noisy")
+        return {
+            "settings": {
+                "servers": self.servers, "concurrency": self.concurrency,
+                "duration": self.duration, "warmup": self.warmup,
+                "generators": self.generators, "timeout": self.timeout,
+                "update_interval": self.update_interval,
+            },
+            "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before,
+                        "loadavg_after": load_after},
+            "results": [r.to_json() for r in self.rows],
+            "targets": [
+                {"server": v.server, "target": v.what, "passed": v.passed, "detail": v.detail}
+                for v in verdicts
+            ],
+            "notes": self.problems,
+        }
+
+
+def _ms(v: float) -> str:
+    return "-" if math.isnan(v) else f"{v:.2f}"
+
+
+def _load(v: list[float]) -> str:
+    return "/".join(f"{x:.1f}" for x in v) if v else "?"
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("concurrency levels must be >= 1")
+    return values
+
+
+def _server_list(text: str) -> list[str]:
+    values = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [v for v in values if v not in ALL_SERVERS]
+    if bad or not values:
+        raise argparse.ArgumentTypeError(f"servers are a subset of {','.join(ALL_SERVERS)}")
+    return [k for k in ALL_SERVERS if k in values]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
+    ap.add_argument("--warmup", type=float, default=1.0, help="seconds before each measurement")
+    ap.add_argument("--concurrency", type=_int_list, default=[1, 16, 64],
+                    help="comma-separated levels (default 1,16,64)")
+    ap.add_argument("--servers", type=_server_list, default=list(ALL_SERVERS),
+                    help="subset of ref,c,python (default all)")
+    ap.add_argument("--generators", type=int, default=2, help="generator processes (default 2)")
+    ap.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    ap.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
+    ap.add_argument("--update-interval", default=None,
+                    help="UPDATE_INTERVAL of the servers (default: theirs, 30 s)")
+    ap.add_argument("--json", type=Path, default=ROOT / "out/bench.json",
+                    help="where to write the results (default out/bench.json)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    args = ap.parse_args(argv)
+    if args.duration <= 0 or args.warmup < 0 or args.generators < 1 or args.timeout <= 0:
+        ap.error("--duration, --generators and --timeout must be positive")
+
+    bench = Bench(servers=args.servers, concurrency=args.concurrency, duration=args.duration,
+                  warmup=args.warmup, generators=args.generators, timeout=args.timeout,
+                  pause=args.pause, update_interval=args.update_interval, keep=args.keep)
+
+    def on_term(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    status = 0
+    try:
+        load_before = _loadavg()
+        bench.start()
+        if not bench.targets:
+            raise BenchError("nothing to measure")
+        print(f"measuring {', '.join(LABELS[k] for k in bench.targets)} at concurrency "
+              f"{', '.join(map(str, bench.concurrency))} ({bench.duration:g} s each)", flush=True)
+        bench.measure()
+        data = bench.report(load_before, _loadavg())
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"results written to {args.json}")
+        if bench.skipped:
+            status = 1  # asked to measure a server that is not there
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        status = 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        status = 130
+    finally:
+        bench.stop()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""The project's load generator for the points protocol (loopback only).
+
+Each request is one fresh TCP connection, as the project's clients do: connect, send the request
+line, read until the server closes. Latency runs from the start of connect to EOF. A reply counts
+as good only when it matches the reply format of protocol.toml; anything else is an error,
+counted by kind: "refused", "reset", "timeout", "ERROR <code>", "bad-reply", or an errno name.
+
+The total concurrency is split over several worker processes (asyncio in each) so that the
+generator is less of a bottleneck. Every run is bounded: a warm-up, a fixed measuring window, and
+a drain of at most the request timeout. Requests that *start* inside the window are counted.
+
+    python -m pointsmesh.loadgen --port 5001 -c 64 -d 5 [--generators 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import json
+import math
+import multiprocessing
+import os
+import re
+import socket
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from .spec import load_protocol
+
+READ_CAP = 4096
+START_GRACE = 0.2  # seconds between "all workers ready" and the first request
+
+
+def reply_regex(reply_format: str | None = None) -> str:
+    """A regex (text) matching exactly one reply line, built from protocol.toml's format."""
+    fmt = reply_format if reply_format is not None else load_protocol().reply_format
+    fields = {
+        "user": r"[^\r\n,]{1,50}",
+        "points": r"-?[0-9]{1,20}",
+        "last_update": r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}",
+    }
+    parts = re.split(r"\{(\w+)\}", fmt)
+    return "".join(
+        re.escape(p) if i % 2 == 0 else fields.get(p, r"[^\r\n]+") for i, p in enumerate(parts)
+    )
+
+
+def request_bytes() -> bytes:
+    return (load_protocol().command + "\n").encode()
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of an ascending list; NaN when empty."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+@dataclass
+class LoadResult:
+    """What one run measured (merged over the worker processes)."""
+
+    host: str
+    port: int
+    concurrency: int
+    generators: int
+    duration: float
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    rps: float = 0.0
+    p50_ms: float = math.nan
+    p90_ms: float = math.nan
+    p99_ms: float = math.nan
+    max_ms: float = math.nan
+    mean_ms: float = math.nan
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, float) and math.isnan(v):
+                d[k] = None
+        d["error_count"] = self.error_count
+        return d
+
+
+# -- one worker process ---------------------------------------------------------------------
+
+
+class _Exchange(asyncio.Protocol):
+    """One request on one connection: write the request, collect bytes until EOF."""
+
+    def __init__(self, done: asyncio.Future, request: bytes) -> None:
+        self.done = done
+        self.request = request
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if len(self.buf) > READ_CAP and not self.done.done():
+            self.done.set_result("too-long")
+            assert self.transport is not None
+            self.transport.abort()
+
+    def eof_received(self) -> bool:
+        if not self.done.done():
+            self.done.set_result("eof")
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            if isinstance(exc, ConnectionResetError):
+                self.done.set_result("reset")
+            elif exc is None:
+                self.done.set_result("eof")
+            else:
+                self.done.set_result(_error_kind(exc))
+
+
+def _error_kind(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, ConnectionResetError):
+        return "reset"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, OSError) and exc.errno:
+        return errno.errorcode.get(exc.errno, f"errno-{exc.errno}")
+    return type(exc).__name__
+
+
+async def _one_request(loop: asyncio.AbstractEventLoop, family: int, addr: str, port: int,
+                       request: bytes, timeout: float, good: re.Pattern[bytes]
+                       ) -> tuple[str, float]:
+    """Returns ("ok" or an error kind, latency in seconds)."""
+    t0 = time.monotonic()
+    done: asyncio.Future = loop.create_future()
+    transport = None
+    try:
+        async with asyncio.timeout(timeout):
+            transport, proto = await loop.create_connection(
+                lambda: _Exchange(done, request), addr, port, family=family
+            )
+            how = await done
+    except TimeoutError:
+        how = "timeout"
+    except OSError as exc:
+        how = _error_kind(exc)
+    latency = time.monotonic() - t0
+    if transport is not None:
+        transport.close()
+        if how == "timeout":
+            transport.abort()
+    if how != "eof":
+        return how, latency
+    data = bytes(proto.buf)
+    if good.fullmatch(data):
+        return "ok", latency
+    if data.startswith(b"ERROR "):
+        code = data[6:].split(b" ", 1)[0].split(b"\n", 1)[0]
+        return "ERROR " + code.decode("ascii", "replace"), latency
+    if not data:
+        return "closed-without-reply", latency
+    return "bad-reply", latency
+
+
+async def _drive(family: int, addr: str, port: int, concurrency: int, timeout: float,
+                 t_begin: float, t_measure: float, t_end: float, request: bytes,
+                 pattern: str) -> dict:
+    loop = asyncio.get_running_loop()
+    good = re.compile(pattern.encode())
+    ok_latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    await asyncio.sleep(max(0.0, t_begin - time.monotonic()))
+
+    async def user() -> None:
+        while True:
+            started = time.monotonic()
+            if started >= t_end:
+                return
+            how, latency = await _one_request(loop, family, addr, port, request, timeout, good)
+            if started >= t_measure:
+                if how == "ok":
+                    ok_latencies.append(latency)
+                else:
+                    errors[how] += 1
+            if how != "ok" and how != "timeout":
+                await asyncio.sleep(0.001)  # no busy spin against a dead or failing port
+
+    await asyncio.gather(*(user() for _ in range(concurrency)))
+    return {"ok_latencies": ok_latencies, "errors": dict(errors)}
+
+
+def _worker(conn, family: int, addr: str, port: int, concurrency: int, timeout: float,
+            request: bytes, pattern: str) -> None:
+    try:
+        conn.send("ready")
+        if not conn.poll(60):
+            return
+        t_begin, t_measure, t_end = conn.recv()
+        out = asyncio.run(_drive(family, addr, port, concurrency, timeout, t_begin, t_measure,
+                                 t_end, request, pattern))
+        conn.send(out)
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        pass
+    finally:
+        conn.close()
+
+
+# -- the run --------------------------------------------------------------------------------
+
+
+def _resolve_loopback(host: str, port: int) -> tuple[int, str]:
+    """(family, numeric address) of host; refuses anything that is not a loopback address."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    for family, _, _, _, sockaddr in infos:
+        if ipaddress.ip_address(sockaddr[0]).is_loopback:
+            return family, sockaddr[0]
+    raise ValueError(f"{host} is not a loopback address: the load generator only targets this "
+                     "machine")
+
+
+def split(total: int, parts: int) -> list[int]:
+    """total concurrency over at most `parts` workers, none empty."""
+    parts = max(1, min(parts, total))
+    base, extra = divmod(total, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def run_load(port: int, concurrency: int, duration: float = 5.0, warmup: float = 1.0,
+             generators: int = 2, timeout: float = 5.0, host: str = "127.0.0.1",
+             reply_format: str | None = None) -> LoadResult:
+    """Drive host:port at `concurrency` connections in flight for warmup + duration seconds."""
+    if concurrency < 1 or duration <= 0 or warmup < 0 or timeout <= 0 or generators < 1:
+        raise ValueError("concurrency, duration, timeout and generators must be positive")
+    family, addr = _resolve_loopback(host, port)
+    request = request_bytes()
+    pattern = reply_regex(reply_format)
+    ctx = multiprocessing.get_context("spawn")
+    shares = split(concurrency, generators)
+    procs, pipes = [], []
+    try:
+        for share in shares:
+            parent, child = ctx.Pipe()
+            p = ctx.Process(target=_worker, daemon=True,
+                            args=(child, family, addr, port, share, timeout, request, pattern))
+            p.start()
+            child.close()
+            procs.append(p)
+            pipes.append(parent)
+        for pipe in pipes:
+            if not pipe.poll(60) or pipe.recv() != "ready":
+                raise RuntimeError("a load generator process did not start")
+        t_begin = time.monotonic() + START_GRACE
+        t_measure = t_begin + warmup
+        t_end = t_measure + duration
+        for pipe in pipes:
+            pipe.send((t_begin, t_measure, t_end))
+        latencies: list[float] = []
+        errors: Counter[str] = Counter()
+        for pipe in pipes:
+            wait = max(1.0, t_end - time.monotonic()) + timeout + 10
+            if not pipe.poll(wait):
+                raise RuntimeError("a load generator process did not report in time")
+            out = pipe.recv()
+            latencies.extend(out["ok_latencies"])
+            errors.update(out["errors"])
+    finally:
+        for p in procs:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+        for pipe in pipes:
+            pipe.close()
+    latencies.sort()
+    res = LoadResult(host=addr, port=port, concurrency=concurrency, generators=len(shares),
+                     duration=duration, ok=len(latencies), errors=dict(sorted(errors.items())))
+    res.rps = len(latencies) / duration
+    if latencies:
+        res.p50_ms = percentile(latencies, 50) * 1000
+        res.p90_ms = percentile(latencies, 90) * 1000
+        res.p99_ms = percentile(latencies, 99) * 1000
+        res.max_ms = latencies[-1] * 1000
+        res.mean_ms = sum(latencies) / len(latencies) * 1000
+    return res
+
+
+def format_result(r: LoadResult) -> str:
+    errs = ", ".join(f"{k}={v}" for k, v in r.errors.items()) or "none"
+    return (f"{r.host}:{r.port} c={r.concurrency} ({r.generators} proc): {r.rps:,.0f} req/s, "
+            f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, max {r.max_ms:.1f} ms, "
+            f"errors: {errs}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("-c", "--concurrency", type=int, default=16)
+    ap.add_argument("-d", "--duration", type=float, default=5.0, help="measuring seconds")
+    ap.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
+    ap.add_argument("--generators", type=int, default=min(2, os.cpu_count() or 1),
+                    help="worker processes (default 2)")
+    ap.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = ap.parse_args(argv)
+    try:
+        res = run_load(args.port, args.concurrency, args.duration, args.warmup,
+                       args.generators, args.timeout, args.host)
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"loadgen: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(res.to_json(), indent=2) if args.json else format_result(res))
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
