@@ -1,0 +1,169 @@
+"""Entry point (``python -m points_server`` / ``python-server``): settings, wiring, signals.
+
+Exit status: 0 after a graceful shutdown (and for --help / --version), 2 for a bad setting,
+1 when the ports cannot be opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+
+from . import __version__, config
+from .config import Config
+from .health import HealthServer
+from .logs import Logger
+from .metrics import Metrics, make_registry, render
+from .reader import Coalescer, Reader
+from .server import Server
+from .updater import Updater
+
+HEARTBEAT_SECONDS = 1.0
+STALL_SECONDS = 10.0  # /healthz fails when the event loop has not ticked for this long
+# The database thread and the event loop share the GIL: a short switch interval lets the
+# reader run its read promptly even while the loop is saturated with connections.
+SWITCH_INTERVAL = 0.001
+
+
+def _quiet_libraries() -> None:
+    """Only the protocol's JSON events go to stdout/stderr: silence library chatter."""
+    warnings.simplefilter("ignore")
+    logging.getLogger().addHandler(logging.NullHandler())
+    logging.getLogger().setLevel(logging.CRITICAL)
+
+
+def _raise_descriptor_limit() -> None:
+    """Use the hard RLIMIT_NOFILE: MAX_CONNECTIONS clients need as many descriptors."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError):
+        pass
+
+
+class App:
+    """The running server: event loop, reader and updater threads, health endpoint."""
+
+    def __init__(self, cfg: Config, log: Logger) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.metrics = Metrics()
+        self.registry = make_registry(self.metrics)
+        self.loop = asyncio.new_event_loop()
+        self.heartbeat = time.monotonic()
+        self.reader = Reader(cfg, log, self.metrics, self._deliver)
+        self.coalescer = Coalescer(self.reader, cfg.max_staleness)
+        self.server = Server(cfg, self.loop, log, self.metrics, self.coalescer)
+        self.updater = Updater(cfg, log, self.metrics) if cfg.update_interval > 0 else None
+        self.health: HealthServer | None = None
+
+    def _deliver(self, result: object) -> None:
+        self.loop.call_soon_threadsafe(self.coalescer.deliver, result)
+
+    def _tick(self) -> None:
+        self.heartbeat = time.monotonic()
+        self.loop.call_later(HEARTBEAT_SECONDS, self._tick)
+
+    def _on_signal(self, name: str) -> None:
+        self.server.shutdown(name)
+        if self.updater is not None:
+            self.updater.stop()  # it releases the lock now: another replica may take over
+
+    def alive(self) -> bool:
+        threads: list[threading.Thread] = [self.reader]
+        if self.updater is not None:
+            threads.append(self.updater)
+        loop_ok = time.monotonic() - self.heartbeat < STALL_SECONDS
+        return loop_ok and all(t.is_alive() for t in threads)
+
+    def ready(self) -> bool:
+        return self.reader.up and not self.server.shutting_down
+
+    def run(self) -> int:
+        cfg = self.cfg
+        try:
+            listener = Server.bind(cfg.server_host, cfg.server_port, cfg.listen_backlog)
+        except OSError as exc:
+            return self._cannot_start(f"cannot listen on {cfg.server_host}:{cfg.server_port}", exc)
+        if cfg.health_port:
+            try:
+                self.health = HealthServer(cfg.health_host, cfg.health_port, self.alive,
+                                           self.ready, lambda: render(self.registry))
+            except OSError as exc:
+                listener.close()
+                return self._cannot_start(
+                    f"cannot listen on {cfg.health_host}:{cfg.health_port}", exc)
+        asyncio.set_event_loop(self.loop)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self._on_signal, sig.name)
+        self.reader.start()
+        if self.updater is not None:
+            self.updater.start()
+        if self.health is not None:
+            self.health.start()
+        self.loop.run_until_complete(self.server.start(listener))
+        self._tick()
+        self.log.log("listening", addr=cfg.server_host, port=listener.getsockname()[1],
+                     health_port=self.health.port if self.health else 0)
+        self.loop.run_until_complete(self.server.finished)
+        self._stop_threads()
+        self.log.log("stopped", served=self.metrics.requests_total)
+        self.server.close()
+        self.loop.close()
+        return 0
+
+    def _stop_threads(self) -> None:
+        """Stop the updater (it releases the lock) and the reader; close their sessions."""
+        limit = self.cfg.db_connect_timeout + self.cfg.db_query_timeout + 1
+        if self.updater is not None:
+            self.updater.stop()
+        self.reader.stop()
+        deadline = time.monotonic() + limit
+        for thread in (self.updater, self.reader):
+            if thread is not None and thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        if self.health is not None:
+            self.health.stop()
+
+    def _cannot_start(self, what: str, exc: OSError) -> int:
+        message = f"{what}: {exc.strerror or exc}"
+        self.log.log("config_error", error=message)
+        print(f"python-server: {message}", file=sys.stderr)
+        self.loop.close()
+        return 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = config.load(args, os.environ)
+    except config.InfoRequested as info:
+        try:
+            print(info.text, flush=True)
+        except BrokenPipeError:  # e.g. `--help | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except config.ConfigError as exc:
+        Logger(config.row_hint(args, os.environ)).log("config_error", error=str(exc))
+        print(f"python-server: configuration error: {exc}", file=sys.stderr)
+        return 2
+    log = Logger(cfg.server_user, cfg.log_level)
+    log.log("starting", version=__version__, pid=os.getpid())
+    _quiet_libraries()
+    _raise_descriptor_limit()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    return App(cfg, log).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Database sessions: opening, closing and retry pacing (design.md section 2).
+
+Every session is opened with bounded connect and query timeouts, autocommit, no automatic
+reconnect (a silent reconnect would lose the named lock and the time zone), affected-rows
+semantics (``FOUND_ROWS`` off, so ``SQL_ENSURE_ROW`` reports 1 only when it inserted), and runs
+``SQL_SET_TIME_ZONE`` first. Statements are prepared (``cursor(prepared=True)``); a
+:class:`Session` keeps one prepared cursor per statement so each is prepared once per session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from typing import Any
+
+import mysql.connector
+from mysql.connector.constants import ClientFlag
+
+from .config import Config
+from .protocol import SQL_SET_TIME_ZONE
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of a database error for the logs."""
+    text = str(exc).strip().replace("\n", " ") or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+class Session:
+    """One database connection with its prepared cursors."""
+
+    def __init__(self, cnx: Any) -> None:
+        self.cnx = cnx
+        self._cursors: dict[str, Any] = {}
+
+    def execute(self, sql: str, params: tuple[object, ...]) -> Any:
+        """Run a prepared statement; returns its cursor (rows fetched with fetchall)."""
+        cursor = self._cursors.get(sql)
+        if cursor is None:
+            cursor = self.cnx.cursor(prepared=True)
+            self._cursors[sql] = cursor
+        cursor.execute(sql, params)
+        return cursor
+
+    def query(self, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        """Rows of a prepared SELECT."""
+        return list(self.execute(sql, params).fetchall())
+
+    def change(self, sql: str, params: tuple[object, ...]) -> int:
+        """Affected rows of a prepared INSERT/UPDATE."""
+        return int(self.execute(sql, params).rowcount)
+
+    def ping(self) -> None:
+        self.cnx.ping(reconnect=False)
+
+    def close(self) -> None:
+        """Close politely (COM_QUIT); errors are ignored."""
+        try:
+            self.cnx.close()
+        except Exception:  # the driver, the socket, or a torn packet
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the socket without a word (for a connection already known to be broken)."""
+        with contextlib.suppress(Exception):  # the driver, the socket, or a torn packet
+            self.cnx.shutdown()
+
+
+def connect(cfg: Config) -> Session:
+    """Open a session as cfg's account and set its time zone; raises on any failure."""
+    query_timeout = max(1, math.ceil(cfg.db_query_timeout))  # the driver takes whole seconds
+    cnx = mysql.connector.connect(
+        host=cfg.db_host,
+        port=cfg.db_port,
+        user=cfg.db_user,
+        password=cfg.db_pass,
+        database=cfg.db_name,
+        use_pure=True,
+        autocommit=True,
+        connection_timeout=cfg.db_connect_timeout,
+        read_timeout=query_timeout,
+        write_timeout=query_timeout,
+        client_flags=[-ClientFlag.FOUND_ROWS],
+        charset="utf8mb4",
+        get_warnings=False,
+        raise_on_warnings=False,
+    )
+    session = Session(cnx)
+    try:
+        session.change(SQL_SET_TIME_ZONE, (cfg.db_timezone,))
+    except Exception:  # the driver, the socket, or a torn packet
+        session.abort()
+        raise
+    return session
+
+
+class Backoff:
+    """Retry delays: 0.1 s doubling to 5 s, each with +-20 % jitter."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0, jitter: float = 0.2,
+                 rng: random.Random | None = None) -> None:
+        self.first = first
+        self.cap = cap
+        self.jitter = jitter
+        self._rng = rng or random.Random()
+        self._next = first
+
+    def reset(self) -> None:
+        self._next = self.first
+
+    def next(self) -> float:
+        base = self._next
+        self._next = min(self.cap, base * 2)
+        return base * self._rng.uniform(1 - self.jitter, 1 + self.jitter)

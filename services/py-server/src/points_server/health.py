@@ -1,0 +1,91 @@
+"""Health and metrics over HTTP on HEALTH_PORT (design.md section 4), in its own thread.
+
+``/healthz`` 200 while the server's loops run, ``/readyz`` 200 while the reader's database
+session works (503 otherwise, and from the start of a shutdown), ``/metrics`` the Prometheus
+text format 0.0.4, anything else 404. One request per connection, ``Connection: close``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from .metrics import CONTENT_TYPE
+
+TEXT = "text/plain; charset=utf-8"
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 64
+
+
+class HealthServer:
+    def __init__(self, host: str, port: int, alive: Callable[[], bool],
+                 ready: Callable[[], bool], metrics: Callable[[], bytes]) -> None:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                    flags=socket.AI_PASSIVE)[0][0]
+        handler = _make_handler(alive, ready, metrics)
+        server_class = type("HealthHTTPServer", (_HTTPServer,), {"address_family": family})
+        self.httpd: ThreadingHTTPServer = server_class((host, port), handler)
+        self.port: int = self.httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1},
+            name="points-health", daemon=True,
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _make_handler(alive: Callable[[], bool], ready: Callable[[], bool],
+                  metrics: Callable[[], bytes]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"
+        server_version = "points-server"
+        sys_version = ""
+        timeout = 5  # a silent client cannot hold a handler thread
+
+        def do_GET(self) -> None:
+            self._answer(head=False)
+
+        def do_HEAD(self) -> None:
+            self._answer(head=True)
+
+        def _answer(self, head: bool) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                ok = alive()
+                self._send(200 if ok else 503, TEXT, b"ok\n" if ok else b"not ok\n", head)
+            elif path == "/readyz":
+                ok = ready()
+                self._send(200 if ok else 503, TEXT, b"ready\n" if ok else b"not ready\n", head)
+            elif path == "/metrics":
+                self._send(200, CONTENT_TYPE, metrics(), head)
+            else:
+                self._send(404, TEXT, b"not found\n", head)
+
+        def _send(self, status: int, content_type: str, body: bytes, head: bool) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # no access log: stdout carries only the protocol's JSON events
+
+    return Handler

@@ -1,0 +1,181 @@
+"""The updater thread: one increment of the row per interval, whatever the replica count
+(design.md section 3).
+
+Replicas elect the updating one with a MySQL named lock (``GET_LOCK(name, 0)``), polled every
+``min(1 s, UPDATE_INTERVAL)``. The holder continues the stored schedule (first increment
+``max(0, interval - seconds since the last update)`` later), then increments on a monotonic
+schedule ``t0 + k * interval``, skipping missed slots. The increment only touches the row while
+this session holds the lock, so a session that lost it cannot count twice; nothing is counted
+in memory, so an outage neither repeats nor loses an acknowledged increment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from .config import Config
+from .db import Backoff, Session, connect, describe
+from .logs import Logger
+from .metrics import Metrics
+from .protocol import (
+    SQL_ENSURE_ROW,
+    SQL_GET_LOCK,
+    SQL_INCREMENT,
+    SQL_RELEASE_LOCK,
+    SQL_SECONDS_SINCE_UPDATE,
+    SQL_SELECT_ROW,
+)
+
+PING_SECONDS = 1.0  # while holding the lock, check the session at least this often
+T = TypeVar("T")
+
+
+class SessionFailed(Exception):
+    def __init__(self, op: str, cause: BaseException) -> None:
+        super().__init__(describe(cause))
+        self.op = op
+
+
+class Updater(threading.Thread):
+    def __init__(self, cfg: Config, log: Logger, metrics: Metrics) -> None:
+        super().__init__(name="points-updater", daemon=True)
+        self.cfg = cfg
+        self.log = log
+        self.metrics = metrics
+        self.interval = cfg.update_interval
+        self.lock_name = cfg.lock_name
+        self.user = cfg.server_user
+        self._stop_event = threading.Event()
+        self._backoff = Backoff()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_event.is_set()
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True when asked to stop."""
+        return self._stop_event.wait(max(0.0, seconds))
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while not self.stopping:
+            session = self._connect()
+            if session is None:
+                continue
+            try:
+                self._serve(session)
+            except Exception as exc:  # SessionFailed, or a bug that must not end the thread
+                self._set_held(False)
+                session.abort()
+                session = None
+                op = exc.op if isinstance(exc, SessionFailed) else "update"
+                self.metrics.db_error(op)
+                delay = self._backoff.next()
+                self.log.log("db_error", role="updater", op=op, error=describe(exc),
+                             retry_in=delay)
+                self._wait(delay)
+            finally:
+                if session is not None:
+                    self._release(session)
+                    session.close()
+        self._set_held(False)
+
+    def _connect(self) -> Session | None:
+        try:
+            session = connect(self.cfg)
+        except Exception as exc:  # the driver, the socket, or a torn packet
+            self.metrics.db_error("connect")
+            delay = self._backoff.next()
+            self.log.log("db_error", role="updater", op="connect", error=describe(exc),
+                         retry_in=delay)
+            self._wait(delay)
+            return None
+        self.log.log("db_connected", role="updater", host=self.cfg.db_host, port=self.cfg.db_port)
+        return session
+
+    def _serve(self, session: Session) -> None:
+        """Ensure the row, then elect and increment until stopped; raises SessionFailed."""
+        self._ensure_row(session)
+        self._backoff.reset()
+        poll = min(1.0, self.interval)
+        while not self.stopping:
+            rows = self._call("lock", lambda: session.query(SQL_GET_LOCK, (self.lock_name,)))
+            if not rows or rows[0][0] != 1:
+                self._wait(poll)
+                continue
+            self._set_held(True)
+            self._hold(session)
+            if not self.stopping:
+                self._set_held(False)  # lost; on stop it is held until run() releases it
+
+    def _hold(self, session: Session) -> None:
+        """Increment on schedule while the lock is ours; returns when it was lost or on stop."""
+        rows = self._call(
+            "lock", lambda: session.query(SQL_SECONDS_SINCE_UPDATE, (self.user,))
+        )
+        if not rows or rows[0][0] is None:
+            self._ensure_row(session)
+            elapsed = 0.0
+        else:
+            elapsed = max(0.0, float(rows[0][0]))
+        first = max(0.0, self.interval - elapsed)
+        self.log.log("lock_acquired", lock=self.lock_name, first_update_in=first)
+        t0 = time.monotonic() + first
+        slot = 0
+        while True:
+            if self._sleep_until(t0 + slot * self.interval, session):
+                return  # stopping; run() releases the lock
+            changed = self._call(
+                "update", lambda: session.change(SQL_INCREMENT, (self.user, self.lock_name))
+            )
+            if changed != 1:
+                self.log.log("lock_lost", lock=self.lock_name,
+                             error="the increment matched no row: lock not held")
+                return
+            self.metrics.updates_total += 1
+            rows = self._call("update", lambda: session.query(SQL_SELECT_ROW, (self.user,)))
+            if rows:
+                self.log.log("updated", points=int(rows[0][0]))
+            # Next slot strictly in the future: a missed slot is skipped, never made up.
+            elapsed_slots = (time.monotonic() - t0) / self.interval
+            slot = max(slot + 1, math.floor(elapsed_slots) + 1)
+
+    def _sleep_until(self, deadline: float, session: Session) -> bool:
+        """Wait for the slot, pinging the session meanwhile; True when asked to stop."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return self.stopping
+            if self._wait(min(remaining, PING_SECONDS)):
+                return True
+            if deadline - time.monotonic() > 0:
+                self._call("lock", session.ping)
+
+    def _ensure_row(self, session: Session) -> None:
+        if self._call("update", lambda: session.change(SQL_ENSURE_ROW, (self.user,))) == 1:
+            self.log.log("row_created")
+
+    def _release(self, session: Session) -> None:
+        """Release the lock (a no-op when this session does not hold it)."""
+        with contextlib.suppress(Exception):  # closing the session releases it anyway
+            session.query(SQL_RELEASE_LOCK, (self.lock_name,))
+        self._set_held(False)
+
+    def _set_held(self, held: bool) -> None:
+        self.metrics.update_lock_held = 1 if held else 0
+
+    @staticmethod
+    def _call(op: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except Exception as exc:  # the driver, the socket, or a torn packet
+            raise SessionFailed(op, exc) from exc
