@@ -1,0 +1,298 @@
+/* The health and metrics HTTP endpoint. */
+#include "http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "util.h"
+
+#define HTTP_TIMEOUT_NS (5 * NS_PER_SEC)
+#define HEARTBEAT_STALE_NS (30 * NS_PER_SEC)
+#define TAG_LISTEN ((uint64_t)-1)
+#define TAG_STOP ((uint64_t)-2)
+
+static char *make_response(int status, const char *reason, const char *ctype, const char *body,
+                           size_t body_len, int head_only, size_t *out_len)
+{
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     status, reason, ctype, body_len);
+    if (n < 0 || (size_t)n >= sizeof head)
+        return NULL;
+    size_t total = (size_t)n + (head_only ? 0 : body_len);
+    char *buf = malloc(total);
+    if (!buf)
+        return NULL;
+    memcpy(buf, head, (size_t)n);
+    if (!head_only)
+        memcpy(buf + n, body, body_len);
+    *out_len = total;
+    return buf;
+}
+
+char *http_respond(struct metrics *m, const char *head, size_t head_len, int64_t now_ns,
+                   size_t *out_len)
+{
+    static const char text[] = "text/plain; charset=utf-8";
+    char method[16], path[256];
+    const char *sp1 = memchr(head, ' ', head_len);
+    const char *eol = memchr(head, '\n', head_len);
+    if (!eol)
+        eol = head + head_len;
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+    if (!sp1 || (size_t)(sp1 - head) >= sizeof method)
+        return make_response(400, "Bad Request", text, "bad request\n", 12, 0, out_len);
+    if (!sp2)
+        sp2 = eol;
+    memcpy(method, head, (size_t)(sp1 - head));
+    method[sp1 - head] = '\0';
+    size_t plen = (size_t)(sp2 - sp1 - 1);
+    if (plen >= sizeof path)
+        return make_response(404, "Not Found", text, "not found\n", 10, 0, out_len);
+    memcpy(path, sp1 + 1, plen);
+    path[plen] = '\0';
+    char *q = strpbrk(path, "?#\r");
+    if (q)
+        *q = '\0';
+    int head_only = strcmp(method, "HEAD") == 0;
+    if (!head_only && strcmp(method, "GET") != 0)
+        return make_response(405, "Method Not Allowed", text, "method not allowed\n", 19, 0,
+                             out_len);
+    if (strcmp(path, "/healthz") == 0) {
+        int64_t beat = atomic_load_explicit(&m->loop_heartbeat_ns, memory_order_relaxed);
+        if (now_ns - beat > HEARTBEAT_STALE_NS)
+            return make_response(503, "Service Unavailable", text, "event loop stalled\n", 19,
+                                 head_only, out_len);
+        return make_response(200, "OK", text, "ok\n", 3, head_only, out_len);
+    }
+    if (strcmp(path, "/readyz") == 0) {
+        if (atomic_load_explicit(&m->db_up, memory_order_relaxed))
+            return make_response(200, "OK", text, "ready\n", 6, head_only, out_len);
+        return make_response(503, "Service Unavailable", text, "not ready\n", 10, head_only,
+                             out_len);
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        char *body = malloc(METRICS_TEXT_MAX);
+        if (!body)
+            return NULL;
+        size_t len = metrics_render(m, body, METRICS_TEXT_MAX);
+        char *r = make_response(200, "OK", "text/plain; version=0.0.4; charset=utf-8", body, len,
+                                head_only, out_len);
+        free(body);
+        return r;
+    }
+    return make_response(404, "Not Found", text, "not found\n", 10, head_only, out_len);
+}
+
+static void conn_close(struct http_server *h, struct http_conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd); /* also leaves the epoll set */
+    free(c->out);
+    c->fd = -1;
+    c->out = NULL;
+    c->in_len = c->out_len = c->out_off = 0;
+    (void)h;
+}
+
+static void conn_write(struct http_server *h, struct http_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return; /* EPOLLOUT will call again */
+            conn_close(h, c);
+            return;
+        }
+        c->out_off += (size_t)n;
+    }
+    conn_close(h, c);
+}
+
+static void conn_read(struct http_server *h, struct http_conn *c)
+{
+    if (c->out)
+        return;
+    for (;;) {
+        if (c->in_len >= sizeof c->in - 1) {
+            c->out = make_response(431, "Request Header Fields Too Large", "text/plain",
+                                   "too large\n", 10, 0, &c->out_len);
+            break;
+        }
+        ssize_t n = recv(c->fd, c->in + c->in_len, sizeof c->in - 1 - c->in_len, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            conn_close(h, c);
+            return;
+        }
+        if (n == 0) {
+            if (c->in_len == 0) {
+                conn_close(h, c);
+                return;
+            }
+            break; /* answer what we have */
+        }
+        c->in_len += (size_t)n;
+        c->in[c->in_len] = '\0';
+        if (strstr(c->in, "\r\n\r\n") || strstr(c->in, "\n\n"))
+            break;
+    }
+    if (!c->out)
+        c->out = http_respond(h->m, c->in, c->in_len, mono_ns(), &c->out_len);
+    if (!c->out) {
+        conn_close(h, c);
+        return;
+    }
+    conn_write(h, c);
+}
+
+static void accept_all(struct http_server *h)
+{
+    for (;;) {
+        int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                usleep(20000); /* EMFILE and friends: the listener stays readable; no spin */
+            return;
+        }
+        /* A free slot, or else the connection closest to its deadline makes room. */
+        struct http_conn *slot = NULL;
+        for (int i = 0; i < HTTP_MAX_CONNS; i++) {
+            struct http_conn *c = &h->conns[i];
+            if (c->fd < 0) {
+                slot = c;
+                break;
+            }
+            if (!slot || c->deadline < slot->deadline)
+                slot = c;
+        }
+        if (slot->fd >= 0)
+            conn_close(h, slot);
+        slot->fd = fd;
+        slot->deadline = mono_ns() + HTTP_TIMEOUT_NS;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.u64 = (uint64_t)(slot - h->conns)};
+        if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            conn_close(h, slot);
+            continue;
+        }
+        conn_read(h, slot);
+    }
+}
+
+static void *http_main(void *arg)
+{
+    struct http_server *h = arg;
+    struct epoll_event evs[HTTP_MAX_CONNS + 2];
+    for (;;) {
+        int64_t now = mono_ns();
+        int64_t next = now + NS_PER_SEC;
+        for (int i = 0; i < HTTP_MAX_CONNS; i++) {
+            struct http_conn *c = &h->conns[i];
+            if (c->fd < 0)
+                continue;
+            if (c->deadline <= now)
+                conn_close(h, c);
+            else if (c->deadline < next)
+                next = c->deadline;
+        }
+        int n = epoll_wait(h->epfd, evs, HTTP_MAX_CONNS + 2, ms_until(next, now, 1000));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break; /* EBADF/EINVAL: nothing left to serve */
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[i].data.u64;
+            if (tag == TAG_STOP)
+                return NULL;
+            if (tag == TAG_LISTEN) {
+                accept_all(h);
+                continue;
+            }
+            struct http_conn *c = &h->conns[tag];
+            if (c->fd < 0)
+                continue;
+            if (c->out)
+                conn_write(h, c);
+            else
+                conn_read(h, c);
+        }
+    }
+    return NULL;
+}
+
+int http_start(struct http_server *h, const struct config *cfg, struct metrics *m, char *err,
+               size_t errlen)
+{
+    memset(h, 0, sizeof *h);
+    h->cfg = cfg;
+    h->m = m;
+    h->listen_fd = h->stop_fd = h->epfd = -1;
+    for (int i = 0; i < HTTP_MAX_CONNS; i++)
+        h->conns[i].fd = -1;
+    if (cfg->health_port == 0)
+        return 0;
+    h->listen_fd = net_listen_tcp(cfg->health_host, cfg->health_port, 64, err, errlen);
+    if (h->listen_fd < 0)
+        goto fail;
+    h->stop_fd = efd_new();
+    h->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (h->stop_fd < 0 || h->epfd < 0) {
+        snprintf(err, errlen, "health: %s", strerror(errno));
+        goto fail;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTEN};
+    struct epoll_event sev = {.events = EPOLLIN, .data.u64 = TAG_STOP};
+    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->listen_fd, &ev) < 0
+        || epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->stop_fd, &sev) < 0) {
+        snprintf(err, errlen, "health: epoll_ctl: %s", strerror(errno));
+        goto fail;
+    }
+    int rc = pthread_create(&h->thread, NULL, http_main, h);
+    if (rc != 0) {
+        snprintf(err, errlen, "health: pthread_create: %s", strerror(rc));
+        goto fail;
+    }
+    h->started = 1;
+    return 0;
+fail:
+    http_stop(h);
+    return -1;
+}
+
+void http_stop(struct http_server *h)
+{
+    if (h->started) {
+        efd_signal(h->stop_fd);
+        pthread_join(h->thread, NULL);
+        h->started = 0;
+    }
+    for (int i = 0; i < HTTP_MAX_CONNS; i++)
+        if (h->conns[i].fd >= 0)
+            conn_close(h, &h->conns[i]);
+    if (h->listen_fd >= 0)
+        close(h->listen_fd);
+    if (h->stop_fd >= 0)
+        close(h->stop_fd);
+    if (h->epfd >= 0)
+        close(h->epfd);
+    h->listen_fd = h->stop_fd = h->epfd = -1;
+}

@@ -1,0 +1,47 @@
+/* Health and metrics over HTTP on HEALTH_PORT (design.md section 4): /healthz, /readyz,
+ * /metrics. One thread, its own epoll loop, every connection bounded in time and size. */
+#ifndef PTS_HTTP_H
+#define PTS_HTTP_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+
+#define HTTP_MAX_CONNS 32
+#define HTTP_REQ_MAX 4096
+
+struct http_conn {
+    int fd;               /* -1: free slot */
+    int64_t deadline;
+    size_t in_len;
+    char *out;
+    size_t out_len, out_off;
+    char in[HTTP_REQ_MAX];
+};
+
+struct http_server {
+    const struct config *cfg;
+    struct metrics *m;
+    int listen_fd;
+    int stop_fd;
+    int epfd;
+    pthread_t thread;
+    int started;
+    struct http_conn conns[HTTP_MAX_CONNS];
+};
+
+/* Binds HEALTH_HOST:HEALTH_PORT (nothing when the port is 0) and starts the thread. */
+int http_start(struct http_server *h, const struct config *cfg, struct metrics *m, char *err,
+               size_t errlen);
+void http_stop(struct http_server *h);
+
+/* Build the whole response for a request head; returns a malloc'ed buffer (NULL: no memory).
+ * Exposed for the unit tests. */
+char *http_respond(struct metrics *m, const char *head, size_t head_len, int64_t now_ns,
+                   size_t *out_len);
+
+#endif

@@ -1,0 +1,140 @@
+/* c-server: wiring. Parse settings, start the threads, run the loop, shut down in order. */
+#include <errno.h>
+#include <mysql.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "reader.h"
+#include "server.h"
+#include "updater.h"
+
+#ifndef PTS_VERSION
+#define PTS_VERSION "0.0.0-dev"
+#endif
+
+struct app {
+    struct config cfg;
+    struct logger log;
+    struct metrics m;
+    struct reader rd;
+    struct updater upd;
+    struct http_server http;
+    struct server srv;
+};
+
+/* Allow MAX_CONNECTIONS descriptors where the hard limit permits. */
+static void raise_nofile_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl); /* best effort */
+    }
+}
+
+static void fatal(struct app *a, const char *err)
+{
+    LOG_EV(&a->log, PTS_EV_CONFIG_ERROR, LV_S(err));
+    fprintf(stderr, "c-server: %s\n", err);
+}
+
+int main(int argc, char **argv)
+{
+    char err[512];
+    struct app *a = calloc(1, sizeof *a);
+    if (!a) {
+        fprintf(stderr, "c-server: out of memory\n");
+        return 1;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    switch (config_load(&a->cfg, argc, argv, config_getenv, NULL, err, sizeof err)) {
+    case CONFIG_HELP:
+        config_print_help(stdout);
+        free(a);
+        return 0;
+    case CONFIG_VERSION:
+        printf("c-server %s\n", PTS_VERSION);
+        free(a);
+        return 0;
+    case CONFIG_ERROR:
+        logger_init(&a->log, STDOUT_FILENO, LOG_DEBUG,
+                    config_user_hint(argc, argv, config_getenv, NULL));
+        LOG_EV(&a->log, PTS_EV_CONFIG_ERROR, LV_S(err));
+        fprintf(stderr, "c-server: bad setting: %s\n", err);
+        logger_destroy(&a->log);
+        free(a);
+        return 2;
+    case CONFIG_OK:
+        break;
+    }
+
+    /* SIGTERM/SIGINT are read from a signalfd by the loop: block them in every thread. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    raise_nofile_limit();
+
+    logger_init(&a->log, STDOUT_FILENO, a->cfg.log_level, a->cfg.server_user);
+    metrics_init(&a->m, PTS_VERSION);
+    atomic_store(&a->m.loop_heartbeat_ns, mono_ns());
+    LOG_EV(&a->log, PTS_EV_STARTING, LV_S(PTS_VERSION), LV_I(getpid()));
+
+    int rc = 1;
+    if (mysql_library_init(0, NULL, NULL) != 0) {
+        fatal(a, "cannot initialise the MySQL client library");
+        logger_destroy(&a->log);
+        free(a);
+        return 1;
+    }
+    if (server_init(&a->srv, &a->cfg, &a->log, &a->m, &a->rd, err, sizeof err) != 0) {
+        fatal(a, err);
+        goto out_lib;
+    }
+    if (http_start(&a->http, &a->cfg, &a->m, err, sizeof err) != 0) {
+        fatal(a, err);
+        goto out_srv;
+    }
+    if (reader_start(&a->rd, &a->cfg, &a->log, &a->m, err, sizeof err) != 0) {
+        fatal(a, err);
+        goto out_http;
+    }
+    if (server_attach_reader(&a->srv, err, sizeof err) != 0
+        || updater_start(&a->upd, &a->cfg, &a->log, &a->m, err, sizeof err) != 0) {
+        fatal(a, err);
+        goto out_reader;
+    }
+    LOG_EV(&a->log, PTS_EV_LISTENING, LV_S(a->cfg.server_host), LV_I(a->cfg.server_port),
+           LV_I(a->cfg.health_port));
+
+    rc = server_run(&a->srv) == 0 ? 0 : 1;
+    if (rc != 0)
+        fatal(a, "event loop failed");
+
+    updater_stop(&a->upd); /* releases the lock */
+out_reader:
+    reader_stop(&a->rd);
+out_http:
+    http_stop(&a->http);
+out_srv:
+    server_destroy(&a->srv);
+out_lib:
+    mysql_library_end();
+    if (rc == 0)
+        LOG_EV(&a->log, PTS_EV_STOPPED,
+               LV_I(atomic_load_explicit(&a->m.requests_total, memory_order_relaxed)));
+    logger_destroy(&a->log);
+    free(a);
+    return rc;
+}

@@ -1,0 +1,642 @@
+/* The event loop and the per-connection state machine (docs/design.md sections 1, 2, 7). */
+#include "server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net.h"
+#include "parser.h"
+
+#define LINGER_NS (2 * NS_PER_SEC)
+#define ACCEPT_PAUSE_NS (100 * NS_PER_MS)
+#define ACCEPT_BATCH 256
+#define BUSY_EXTRA 64     /* busy connections that may linger beyond MAX_CONNECTIONS */
+#define FREE_CACHE 1024   /* connection structs kept for reuse */
+#define LINGER_READS 32   /* reads of 64 KiB per linger turn before yielding */
+#define MAX_EVENTS 256
+
+enum { EVK_LISTEN = 1, EVK_SIGNAL, EVK_READER, EVK_CONN };
+enum conn_state { CS_READING, CS_WAITING, CS_WRITING, CS_LINGER };
+
+struct conn {
+    struct ev_tag tag; /* first: epoll data points here */
+    int fd;
+    enum conn_state state;
+    int outcome;            /* -1: reply; else enum pts_error */
+    size_t len;
+    int64_t deadline;       /* idle deadline (READING) or linger deadline (WRITING, LINGER) */
+    int64_t grace_deadline;
+    int64_t t_req;          /* when the request became complete (or the error was decided) */
+    struct dlist link;      /* idle, pending, batch or linger list; free list */
+    struct dlist glink;     /* grace list (READING) or again list (LINGER) */
+    const char *out;
+    size_t out_len, out_off;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
+    char buf[REQ_BUF_CAP];
+};
+
+static struct conn *link_conn(struct dlist *l) { return container_of(l, struct conn, link); }
+static struct conn *glink_conn(struct dlist *l) { return container_of(l, struct conn, glink); }
+
+static void resume_accept(struct server *s);
+static void conn_send(struct server *s, struct conn *c, const char *data, size_t len, int outcome);
+
+/* ---- connection life ------------------------------------------------------------------ */
+
+static struct conn *conn_alloc(struct server *s)
+{
+    struct conn *c;
+    if (!dlist_empty(&s->free_list)) {
+        c = link_conn(s->free_list.next);
+        dlist_remove(&c->link);
+        s->nfree--;
+    } else {
+        c = malloc(sizeof *c);
+        if (!c)
+            return NULL;
+    }
+    c->tag.kind = EVK_CONN;
+    c->fd = -1;
+    c->state = CS_READING;
+    c->outcome = -1;
+    c->len = 0;
+    c->deadline = c->grace_deadline = c->t_req = 0;
+    dlist_init(&c->link);
+    dlist_init(&c->glink);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    return c;
+}
+
+static void conn_free(struct server *s, struct conn *c)
+{
+    if (s->nfree < FREE_CACHE) {
+        dlist_push_back(&s->free_list, &c->link);
+        s->nfree++;
+    } else {
+        free(c);
+    }
+}
+
+static void conn_release(struct server *s, struct conn *c)
+{
+    dlist_remove(&c->link);
+    dlist_remove(&c->glink);
+    if (close(c->fd) < 0 && errno != EINTR) {
+        /* EBADF would be a bug; nothing else can be done about EIO on a socket. */
+    }
+    c->fd = -1;
+    s->nconns--;
+    atomic_fetch_sub_explicit(&s->m->connections_active, 1, memory_order_relaxed);
+    conn_free(s, c);
+    if (s->accept_paused)
+        resume_accept(s);
+}
+
+static void log_request(struct server *s, struct conn *c, int outcome, int64_t dur_ns)
+{
+    if (!log_enabled(s->log, PTS_EV_REQUEST))
+        return;
+    char peer[64];
+    net_format_peer(&c->peer.sa, peer, sizeof peer);
+    LOG_EV(s->log, PTS_EV_REQUEST, LV_S(peer), LV_S(outcome < 0 ? "ok" : pts_error_code[outcome]),
+           LV_D((double)dur_ns / 1e6));
+}
+
+/* Read and discard input until EOF (close), EAGAIN (wait) or the per-turn budget. */
+static void linger_drain(struct server *s, struct conn *c)
+{
+    for (int i = 0; i < LINGER_READS; i++) {
+        ssize_t n = recv(c->fd, s->scratch, sizeof s->scratch, MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        conn_release(s, c); /* EOF, or the peer reset: done */
+        return;
+    }
+    if (dlist_empty(&c->glink))
+        dlist_push_back(&s->again, &c->glink); /* more to discard on the next turn */
+}
+
+static void conn_flush(struct server *s, struct conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (c->out != c->buf) { /* keep the rest in the connection's own buffer */
+                size_t rest = c->out_len - c->out_off;
+                memmove(c->buf, c->out + c->out_off, rest);
+                c->out = c->buf;
+                c->out_len = rest;
+                c->out_off = 0;
+            }
+            if (dlist_empty(&c->link)) {
+                c->deadline = mono_ns() + LINGER_NS;
+                dlist_push_back(&s->linger, &c->link);
+            }
+            return; /* EPOLLOUT continues */
+        }
+        conn_release(s, c); /* EPIPE, ECONNRESET: the client is gone */
+        return;
+    }
+    int64_t now = mono_ns();
+    metrics_reply(s->m, c->outcome, now - c->t_req);
+    log_request(s, c, c->outcome, now - c->t_req);
+    dlist_remove(&c->link);
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        conn_release(s, c);
+        return;
+    }
+    c->state = CS_LINGER;
+    c->deadline = now + LINGER_NS;
+    dlist_push_back(&s->linger, &c->link);
+    linger_drain(s, c);
+}
+
+static void conn_send(struct server *s, struct conn *c, const char *data, size_t len, int outcome)
+{
+    dlist_remove(&c->link);
+    dlist_remove(&c->glink);
+    c->state = CS_WRITING;
+    c->outcome = outcome;
+    c->out = data;
+    c->out_len = len;
+    c->out_off = 0;
+    conn_flush(s, c);
+}
+
+static void conn_error(struct server *s, struct conn *c, enum pts_error e)
+{
+    if (c->state == CS_READING)
+        c->t_req = mono_ns();
+    conn_send(s, c, pts_error_line[e], strlen(pts_error_line[e]), (int)e);
+}
+
+/* ---- reads of the row ----------------------------------------------------------------- */
+
+static void start_read(struct server *s)
+{
+    if (s->read_in_flight || dlist_empty(&s->pending))
+        return;
+    if (!reader_up(s->rd)) {
+        while (!dlist_empty(&s->pending))
+            conn_error(s, link_conn(s->pending.next), PTS_ERR_DB_UNAVAILABLE);
+        return;
+    }
+    dlist_splice(&s->batch, &s->pending);
+    s->read_in_flight = 1;
+    reader_request(s->rd);
+}
+
+static void request_ready(struct server *s, struct conn *c)
+{
+    dlist_remove(&c->link);
+    dlist_remove(&c->glink);
+    c->t_req = mono_ns();
+    if (s->staleness_ns > 0 && s->have_cache && s->cache.started_ns >= c->t_req - s->staleness_ns) {
+        conn_send(s, c, s->reply, s->reply_len, -1);
+        return;
+    }
+    if (!reader_up(s->rd)) {
+        conn_error(s, c, PTS_ERR_DB_UNAVAILABLE);
+        return;
+    }
+    c->state = CS_WAITING;
+    dlist_push_back(&s->pending, &c->link);
+    start_read(s);
+}
+
+static void on_read_done(struct server *s)
+{
+    efd_drain(s->rd->done_fd);
+    if (!s->read_in_flight)
+        return;
+    s->read_in_flight = 0;
+    struct read_result res;
+    reader_take_result(s->rd, &res);
+    if (res.error < 0) {
+        int n = snprintf(s->reply, sizeof s->reply, PTS_REPLY_FORMAT, s->cfg->server_user,
+                         res.points, res.stamp);
+        if (n < 0 || (size_t)n >= sizeof s->reply) {
+            res.error = PTS_ERR_DB_UNAVAILABLE; /* cannot happen: row <= 50 bytes */
+        } else {
+            s->reply_len = (size_t)n;
+            s->cache = res;
+            s->have_cache = 1;
+        }
+    }
+    while (!dlist_empty(&s->batch)) {
+        struct conn *c = link_conn(s->batch.next);
+        if (res.error < 0)
+            conn_send(s, c, s->reply, s->reply_len, -1);
+        else
+            conn_error(s, c, (enum pts_error)res.error);
+    }
+    start_read(s);
+}
+
+/* ---- reading a request ---------------------------------------------------------------- */
+
+static void conn_read(struct server *s, struct conn *c)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, c->buf + c->len, REQ_BUF_CAP - c->len, MSG_DONTWAIT);
+        enum req_result r;
+        if (n > 0) {
+            c->len += (size_t)n;
+            r = req_parse(c->buf, c->len);
+        } else if (n == 0) {
+            r = req_parse_eof(c->buf, c->len);
+        } else if (errno == EINTR) {
+            continue;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return;
+        } else {
+            conn_release(s, c); /* reset by the peer */
+            return;
+        }
+        switch (r) {
+        case REQ_OK:
+            request_ready(s, c);
+            return;
+        case REQ_UNKNOWN:
+            conn_error(s, c, PTS_ERR_UNKNOWN_COMMAND);
+            return;
+        case REQ_TOO_LONG:
+            conn_error(s, c, PTS_ERR_LINE_TOO_LONG);
+            return;
+        case REQ_EMPTY:
+            conn_release(s, c); /* connect then close: nothing to answer */
+            return;
+        case REQ_CANDIDATE:
+            dlist_remove(&c->glink);
+            c->grace_deadline = mono_ns() + s->grace_ns;
+            dlist_push_back(&s->grace, &c->glink);
+            break;
+        case REQ_NEED_MORE:
+            dlist_remove(&c->glink);
+            break;
+        }
+        if (c->len >= REQ_BUF_CAP) /* cannot happen: a full buffer always decides */
+            return;
+    }
+}
+
+static void on_conn_event(struct server *s, struct conn *c, uint32_t events)
+{
+    switch (c->state) {
+    case CS_READING:
+        conn_read(s, c);
+        break;
+    case CS_WAITING:
+        break; /* the reply comes from the read; EOF and errors show up when writing */
+    case CS_WRITING:
+        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            conn_flush(s, c);
+        break;
+    case CS_LINGER:
+        linger_drain(s, c);
+        break;
+    }
+}
+
+/* ---- accepting ------------------------------------------------------------------------ */
+
+static void pause_accept(struct server *s)
+{
+    if (s->accept_paused || s->listen_fd < 0)
+        return;
+    if (epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listen_fd, NULL) == 0) {
+        s->accept_paused = 1;
+        s->accept_resume = mono_ns() + ACCEPT_PAUSE_NS;
+    }
+}
+
+static void resume_accept(struct server *s)
+{
+    if (!s->accept_paused || s->listen_fd < 0)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->listen_tag};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen_fd, &ev) == 0)
+        s->accept_paused = 0;
+    else
+        s->accept_resume = mono_ns() + ACCEPT_PAUSE_NS;
+}
+
+static void accept_all(struct server *s)
+{
+    for (int i = 0; i < ACCEPT_BATCH && s->listen_fd >= 0; i++) {
+        struct conn *c = conn_alloc(s);
+        if (!c) {
+            pause_accept(s); /* out of memory: let the backlog wait */
+            return;
+        }
+        socklen_t plen = sizeof c->peer;
+        int fd = accept4(s->listen_fd, &c->peer.sa, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            conn_free(s, c);
+            if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM)
+                continue;
+            if (e != EAGAIN && e != EWOULDBLOCK)
+                pause_accept(s); /* EMFILE, ENFILE, ENOBUFS, ENOMEM: retry when fds free up */
+            return;
+        }
+        c->fd = fd;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = c};
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            close(fd);
+            conn_free(s, c);
+            pause_accept(s);
+            return;
+        }
+        s->nconns++;
+        metrics_add(&s->m->connections_total, 1);
+        atomic_fetch_add_explicit(&s->m->connections_active, 1, memory_order_relaxed);
+        int64_t now = mono_ns();
+        c->t_req = now;
+        if (s->nconns > (size_t)s->cfg->max_connections) {
+            if (s->nconns > (size_t)s->cfg->max_connections + BUSY_EXTRA) {
+                const char *line = pts_error_line[PTS_ERR_SERVER_BUSY];
+                if (send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+                    metrics_reply(s->m, PTS_ERR_SERVER_BUSY, 0);
+                conn_release(s, c);
+            } else {
+                conn_error(s, c, PTS_ERR_SERVER_BUSY);
+            }
+            continue;
+        }
+        c->deadline = now + s->idle_ns;
+        dlist_push_back(&s->idle, &c->link);
+        conn_read(s, c); /* the request is often there already */
+    }
+}
+
+/* ---- shutdown ------------------------------------------------------------------------- */
+
+static size_t dlist_count(const struct dlist *l)
+{
+    size_t n = 0;
+    for (const struct dlist *p = l->next; p != l; p = p->next)
+        n++;
+    return n;
+}
+
+static void begin_shutdown(struct server *s, int signo)
+{
+    int64_t now = mono_ns();
+    if (s->stopping) {
+        s->stop_deadline = now; /* a second signal: stop waiting */
+        return;
+    }
+    s->stopping = 1;
+    if (s->listen_fd >= 0) {
+        if (!s->accept_paused)
+            epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
+        close(s->listen_fd);
+        s->listen_fd = -1;
+        s->accept_paused = 0;
+    }
+    size_t in_flight = dlist_count(&s->idle) + dlist_count(&s->pending) + dlist_count(&s->batch);
+    LOG_EV(s->log, PTS_EV_SHUTDOWN_STARTED, LV_S(signo == SIGINT ? "SIGINT" : "SIGTERM"),
+           LV_I(in_flight));
+    s->stop_deadline = now + secs_to_ns(s->cfg->shutdown_timeout);
+}
+
+static void force_stop(struct server *s)
+{
+    s->stop_forced = 1;
+    while (!dlist_empty(&s->idle))
+        conn_error(s, link_conn(s->idle.next), PTS_ERR_SHUTTING_DOWN);
+    while (!dlist_empty(&s->pending))
+        conn_error(s, link_conn(s->pending.next), PTS_ERR_SHUTTING_DOWN);
+    while (!dlist_empty(&s->batch))
+        conn_error(s, link_conn(s->batch.next), PTS_ERR_SHUTTING_DOWN);
+}
+
+static void on_signal(struct server *s)
+{
+    struct signalfd_siginfo si;
+    for (;;) {
+        ssize_t n = read(s->sig_fd, &si, sizeof si);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)sizeof si)
+            return;
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+            begin_shutdown(s, (int)si.ssi_signo);
+    }
+}
+
+/* ---- timers and the loop -------------------------------------------------------------- */
+
+static void run_timers(struct server *s, int64_t now)
+{
+    while (!dlist_empty(&s->idle)) {
+        struct conn *c = link_conn(s->idle.next);
+        if (c->deadline > now)
+            break;
+        conn_error(s, c, PTS_ERR_IDLE_TIMEOUT);
+    }
+    while (!dlist_empty(&s->grace)) {
+        struct conn *c = glink_conn(s->grace.next);
+        if (c->grace_deadline > now)
+            break;
+        request_ready(s, c);
+    }
+    while (!dlist_empty(&s->linger)) {
+        struct conn *c = link_conn(s->linger.next);
+        if (c->deadline > now)
+            break;
+        conn_release(s, c);
+    }
+    if (s->accept_paused && now >= s->accept_resume)
+        resume_accept(s);
+    if (s->stopping && !s->stop_forced && now >= s->stop_deadline)
+        force_stop(s);
+}
+
+static void run_again(struct server *s)
+{
+    struct dlist todo;
+    dlist_init(&todo);
+    dlist_splice(&todo, &s->again);
+    while (!dlist_empty(&todo)) {
+        struct conn *c = glink_conn(todo.next);
+        dlist_remove(&c->glink);
+        linger_drain(s, c);
+    }
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static int next_timeout(struct server *s, int64_t now)
+{
+    if (!dlist_empty(&s->again))
+        return 0;
+    int64_t next = now + NS_PER_SEC; /* the heartbeat for /healthz */
+    if (!dlist_empty(&s->idle))
+        next = min64(next, link_conn(s->idle.next)->deadline);
+    if (!dlist_empty(&s->grace))
+        next = min64(next, glink_conn(s->grace.next)->grace_deadline);
+    if (!dlist_empty(&s->linger))
+        next = min64(next, link_conn(s->linger.next)->deadline);
+    if (s->accept_paused)
+        next = min64(next, s->accept_resume);
+    if (s->stopping && !s->stop_forced)
+        next = min64(next, s->stop_deadline);
+    return ms_until(next, now, 1000);
+}
+
+int server_run(struct server *s)
+{
+    struct epoll_event evs[MAX_EVENTS];
+    for (;;) {
+        int64_t now = mono_ns();
+        atomic_store_explicit(&s->m->loop_heartbeat_ns, now, memory_order_relaxed);
+        run_timers(s, now);
+        if (s->stopping && s->nconns == 0)
+            return 0;
+        int n = epoll_wait(s->epfd, evs, MAX_EVENTS, next_timeout(s, now));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            struct ev_tag *tag = evs[i].data.ptr;
+            switch (tag->kind) {
+            case EVK_LISTEN:
+                accept_all(s);
+                break;
+            case EVK_SIGNAL:
+                on_signal(s);
+                break;
+            case EVK_READER:
+                on_read_done(s);
+                break;
+            default:
+                on_conn_event(s, (struct conn *)(void *)tag, evs[i].events);
+                break;
+            }
+        }
+        run_again(s);
+    }
+}
+
+/* ---- setup ---------------------------------------------------------------------------- */
+
+int server_init(struct server *s, const struct config *cfg, struct logger *log, struct metrics *m,
+                struct reader *rd, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->log = log;
+    s->m = m;
+    s->rd = rd;
+    s->epfd = s->listen_fd = s->sig_fd = -1;
+    s->listen_tag.kind = EVK_LISTEN;
+    s->sig_tag.kind = EVK_SIGNAL;
+    s->reader_tag.kind = EVK_READER;
+    dlist_init(&s->idle);
+    dlist_init(&s->grace);
+    dlist_init(&s->linger);
+    dlist_init(&s->again);
+    dlist_init(&s->pending);
+    dlist_init(&s->batch);
+    dlist_init(&s->free_list);
+    s->idle_ns = secs_to_ns(cfg->idle_timeout);
+    s->grace_ns = secs_to_ns(cfg->request_grace);
+    s->staleness_ns = secs_to_ns(cfg->max_staleness);
+
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epfd < 0) {
+        snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+        goto fail;
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    s->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->sig_fd < 0) {
+        snprintf(err, errlen, "signalfd: %s", strerror(errno));
+        goto fail;
+    }
+    int backlog = cfg->listen_backlog > 65535 ? 65535 : (int)cfg->listen_backlog;
+    s->listen_fd = net_listen_tcp(cfg->server_host, cfg->server_port, backlog, err, errlen);
+    if (s->listen_fd < 0)
+        goto fail;
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &s->listen_tag};
+    struct epoll_event sev = {.events = EPOLLIN, .data.ptr = &s->sig_tag};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen_fd, &lev) < 0
+        || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sig_fd, &sev) < 0) {
+        snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+        goto fail;
+    }
+    return 0;
+fail:
+    server_destroy(s);
+    return -1;
+}
+
+int server_attach_reader(struct server *s, char *err, size_t errlen)
+{
+    struct epoll_event rev = {.events = EPOLLIN, .data.ptr = &s->reader_tag};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->rd->done_fd, &rev) < 0) {
+        snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void release_list(struct server *s, struct dlist *l)
+{
+    while (!dlist_empty(l))
+        conn_release(s, link_conn(l->next));
+}
+
+void server_destroy(struct server *s)
+{
+    s->accept_paused = 0;
+    release_list(s, &s->idle);
+    release_list(s, &s->pending);
+    release_list(s, &s->batch);
+    release_list(s, &s->linger);
+    while (!dlist_empty(&s->free_list)) {
+        struct conn *c = link_conn(s->free_list.next);
+        dlist_remove(&c->link);
+        free(c);
+    }
+    s->nfree = 0;
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    if (s->sig_fd >= 0)
+        close(s->sig_fd);
+    if (s->epfd >= 0)
+        close(s->epfd);
+    s->listen_fd = s->sig_fd = s->epfd = -1;
+}

@@ -1,0 +1,26 @@
+/* The updater thread: GET_LOCK election and one increment per interval (design.md section 3). */
+#ifndef PTS_UPDATER_H
+#define PTS_UPDATER_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+
+struct updater {
+    const struct config *cfg;
+    struct logger *log;
+    struct metrics *m;
+    int stop_fd;     /* eventfd: stop now (release the lock, close the session) */
+    pthread_t thread;
+    int started;
+};
+
+/* Starts nothing when UPDATE_INTERVAL is 0. */
+int updater_start(struct updater *u, const struct config *cfg, struct logger *log,
+                  struct metrics *m, char *err, size_t errlen);
+void updater_stop(struct updater *u);
+
+#endif
