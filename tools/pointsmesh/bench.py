@@ -15,6 +15,9 @@ non-zero only when the benchmark itself could not run (a server missing or faili
 
     python -m pointsmesh.bench [--duration 5] [--concurrency 1,16,64] [--servers ref,c,python]
                                [--generators 2] [--json out/bench.json]
+
+`--servers ref,c,python,seed` adds a baseline: the seed's Python server design (one client at
+a time, a new database connection per request; bench/seed_server.py).
 """
 
 from __future__ import annotations
@@ -38,12 +41,15 @@ from pathlib import Path
 from . import ROOT
 from .devdb import DevDB, free_port
 from .loadgen import LoadResult, reply_regex, run_load
-from .procs import ServerProc, exchange
+from .procs import ServerProc, base_env, exchange
 
 REFSERVER = ROOT / "bench/build/refserver"
-ALL_SERVERS = ("ref", "c", "python")
-ROWS = {"c": "c_user-azmeer", "python": "python_user-azmeer"}
-LABELS = {"ref": "reference (no DB)", "c": "C server", "python": "Python server"}
+SEED_SERVER = ROOT / "bench/seed_server.py"
+ALL_SERVERS = ("ref", "c", "python", "seed")
+DEFAULT_SERVERS = ("ref", "c", "python")
+ROWS = {"c": "c_user-azmeer", "python": "python_user-azmeer", "seed": "python_user-azmeer"}
+LABELS = {"ref": "reference (no DB)", "c": "C server", "python": "Python server",
+          "seed": "seed design (Py)"}
 
 TARGET_CONCURRENCY = 64
 MIN_SHARE = {"c": 0.70, "python": 0.40}  # of the reference's req/s
@@ -208,6 +214,23 @@ class Bench:
                 raise BenchError(f"refserver did not start; see {self.base / 'refserver.log'}")
             time.sleep(0.05)
 
+    def start_seed(self) -> None:
+        """The seed's one-client-at-a-time Python server (bench/seed_server.py)."""
+        assert self.db is not None
+        port = free_port()
+        env = {**base_env(), **self.db.env(), "SERVER_HOST": "127.0.0.1",
+               "SERVER_PORT": str(port), "SERVER_USER": ROWS["seed"]}
+        log = open(self.base / "seed-server.log", "ab")  # noqa: SIM115 - owned by the process
+        proc = subprocess.Popen([sys.executable, str(SEED_SERVER)], env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.targets["seed"] = Target("seed", port=port, proc=proc)
+        deadline = time.monotonic() + 30
+        while not _port_open(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"the seed server did not start; see {self.base}/seed-server.log")
+            time.sleep(0.05)
+
     def start_db(self) -> None:
         print("starting a private MariaDB ...", flush=True)
         self.db = DevDB(self.base / "db").start()
@@ -247,9 +270,11 @@ class Bench:
         if any(k in ROWS for k in runnable):
             self.start_db()
         for kind in runnable:
-            if kind in ROWS:
+            if kind in ("c", "python"):
                 print(f"starting the {LABELS[kind]} ...", flush=True)
                 self.start_server(kind)
+            elif kind == "seed":
+                self.start_seed()
         pattern = re.compile(reply_regex().encode())
         for kind, t in self.targets.items():
             reply = exchange(t.port, timeout=10)
@@ -417,8 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=float, default=1.0, help="seconds before each measurement")
     ap.add_argument("--concurrency", type=_int_list, default=[1, 16, 64],
                     help="comma-separated levels (default 1,16,64)")
-    ap.add_argument("--servers", type=_server_list, default=list(ALL_SERVERS),
-                    help="subset of ref,c,python (default all)")
+    ap.add_argument("--servers", type=_server_list, default=list(DEFAULT_SERVERS),
+                    help="subset of ref,c,python,seed (default ref,c,python; seed: the "
+                    "seed's one-at-a-time Python server, a baseline)")
     ap.add_argument("--generators", type=int, default=2, help="generator processes (default 2)")
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
     ap.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
