@@ -73,6 +73,16 @@ def _mem_kib(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (all its threads), None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15)
+
+
 def _port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -152,6 +162,8 @@ class Row:
     alive: bool = True
     db_reads: float | None = None
     replies: float | None = None
+    server_cpu: float | None = None  # cores the server kept busy during the window
+    rounds: list[dict] = field(default_factory=list)  # every round when --rounds > 1
 
     def to_json(self) -> dict:
         return {
@@ -163,6 +175,8 @@ class Row:
             "alive_after": self.alive,
             "server_replies": self.replies,
             "server_db_reads": self.db_reads,
+            "server_cpu_cores": self.server_cpu,
+            "rounds": self.rounds,
         }
 
 
@@ -183,6 +197,7 @@ class Bench:
     generators: int
     timeout: float
     pause: float
+    rounds: int
     update_interval: str | None
     keep: bool
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pointsmesh-bench-")))
@@ -293,48 +308,79 @@ class Bench:
 
     # -- measuring -------------------------------------------------------------------------
 
+    def run_one(self, kind: str, c: int) -> Row:
+        t = self.targets[kind]
+        pid = t.pid
+        cpu: dict[str, float | None] = {}
+
+        def hook(phase: str) -> None:
+            cpu[phase] = _cpu_seconds(pid) if pid is not None else None
+
+        before = t.counters()
+        res = run_load(t.port, c, self.duration, self.warmup, self.generators, self.timeout,
+                       window_hook=hook)
+        after = t.counters()
+        rss, hwm = t.mem_kib()
+        row = Row(kind, res, rss_kib=rss, hwm_kib=hwm, alive=t.alive())
+        if cpu.get("start") is not None and cpu.get("end") is not None:
+            row.server_cpu = (cpu["end"] - cpu["start"]) / self.duration  # type: ignore[operator]
+        if before and after:
+            row.replies = after.get("points_requests_total", 0) - before.get(
+                "points_requests_total", 0)
+            row.db_reads = after.get("points_db_reads_total", 0) - before.get(
+                "points_db_reads_total", 0)
+        return row
+
     def measure(self) -> None:
+        """Level by level; within a level, round by round, every server in turn. With several
+        rounds, the round with the median req/s stands for the server at that level."""
         order = [k for k in ALL_SERVERS if k in self.targets]
         for c in self.concurrency:
+            runs: dict[str, list[Row]] = {k: [] for k in order}
+            for rnd in range(self.rounds):
+                for kind in order:
+                    if not self.targets[kind].alive():
+                        continue
+                    row = self.run_one(kind, c)
+                    runs[kind].append(row)
+                    tag = f" (round {rnd + 1}/{self.rounds})" if self.rounds > 1 else ""
+                    print("  " + self.format_row(row) + tag, flush=True)
+                    if not row.alive:
+                        self.problems.append(f"{LABELS[kind]}: died during the run at c={c}")
+                    time.sleep(self.pause)
             ref_rps = None
             for kind in order:
-                t = self.targets[kind]
-                if not t.alive():
+                rows = sorted(runs[kind], key=lambda r: r.result.rps)
+                if not rows:
                     self.problems.append(f"{LABELS[kind]}: not running, c={c} skipped")
                     continue
-                before = t.counters()
-                res = run_load(t.port, c, self.duration, self.warmup, self.generators,
-                               self.timeout)
-                after = t.counters()
-                rss, hwm = t.mem_kib()
-                row = Row(kind, res, rss_kib=rss, hwm_kib=hwm, alive=t.alive())
-                if before and after:
-                    row.replies = after.get("points_requests_total", 0) - before.get(
-                        "points_requests_total", 0)
-                    row.db_reads = after.get("points_db_reads_total", 0) - before.get(
-                        "points_db_reads_total", 0)
+                row = rows[(len(rows) - 1) // 2]
+                if len(rows) > 1:
+                    row.rounds = [r.to_json() for r in runs[kind]]
+                    # errors of any round count: a target asks for none in the whole run
+                    if any(r.result.error_count for r in rows):
+                        row.result.errors = _merge_errors(rows)
                 if kind == "ref":
-                    ref_rps = res.rps
+                    ref_rps = row.result.rps
                 if ref_rps:
-                    row.share = res.rps / ref_rps
+                    row.share = row.result.rps / ref_rps
                 self.rows.append(row)
-                print("  " + self.format_row(row), flush=True)
-                if not row.alive:
-                    self.problems.append(f"{LABELS[kind]}: died during the run at c={c}")
-                time.sleep(self.pause)
 
     # -- reporting -------------------------------------------------------------------------
 
     HEADER = (f"{'server':<18} {'conc':>4} {'req/s':>8} {'% ref':>6} {'p50 ms':>7} "
-              f"{'p99 ms':>7} {'RSS MB':>7}  errors")
+              f"{'p99 ms':>7} {'RSS MB':>7} {'CPU srv/gen':>11}  errors")
 
     @staticmethod
     def format_row(r: Row) -> str:
         res = r.result
         share = f"{r.share * 100:.0f}%" if r.share is not None else "-"
         errs = ", ".join(f"{k} {v}" for k, v in res.errors.items()) or "0"
+        srv = f"{r.server_cpu:.2f}" if r.server_cpu is not None else "-"
+        cpu = f"{srv}/{res.generator_cpu:.2f}"
         return (f"{LABELS[r.server]:<18} {res.concurrency:>4} {res.rps:>8,.0f} {share:>6} "
-                f"{_ms(res.p50_ms):>7} {_ms(res.p99_ms):>7} {r.rss_kib / 1024:>7.1f}  {errs}")
+                f"{_ms(res.p50_ms):>7} {_ms(res.p99_ms):>7} {r.rss_kib / 1024:>7.1f} "
+                f"{cpu:>11}  {errs}")
 
     def verdicts(self) -> list[Verdict]:
         out: list[Verdict] = []
@@ -372,13 +418,16 @@ class Bench:
 
     def report(self, load_before: list[float], load_after: list[float]) -> dict:
         print()
+        rounds = f"; median of {self.rounds} rounds" if self.rounds > 1 else ""
         print(f"one connection per request; {self.generators} generator processes; "
-              f"{self.duration:g} s per run after {self.warmup:g} s warm-up; "
+              f"{self.duration:g} s per run after {self.warmup:g} s warm-up{rounds}; "
               f"{os.cpu_count()} CPUs; load average before {_load(load_before)}, "
               f"after {_load(load_after)}")
         print(self.HEADER)
         for r in self.rows:
             print(self.format_row(r))
+        print("(CPU srv/gen: cores kept busy by the server and by the generator processes "
+              "during the measuring window)")
         verdicts = self.verdicts()
         if verdicts:
             print()
@@ -395,7 +444,7 @@ class Bench:
             "settings": {
                 "servers": self.servers, "concurrency": self.concurrency,
                 "duration": self.duration, "warmup": self.warmup,
-                "generators": self.generators, "timeout": self.timeout,
+                "generators": self.generators, "timeout": self.timeout, "rounds": self.rounds,
                 "update_interval": self.update_interval,
             },
             "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before,
@@ -407,6 +456,14 @@ class Bench:
             ],
             "notes": self.problems,
         }
+
+
+def _merge_errors(rows: list[Row]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for r in rows:
+        for k, v in r.result.errors.items():
+            total[k] = total.get(k, 0) + v
+    return dict(sorted(total.items()))
 
 
 def _ms(v: float) -> str:
@@ -448,18 +505,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generators", type=int, default=2, help="generator processes (default 2)")
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
     ap.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="runs per server and level, interleaved; the median counts (default 1)")
     ap.add_argument("--update-interval", default=None,
                     help="UPDATE_INTERVAL of the servers (default: theirs, 30 s)")
     ap.add_argument("--json", type=Path, default=ROOT / "out/bench.json",
                     help="where to write the results (default out/bench.json)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     args = ap.parse_args(argv)
-    if args.duration <= 0 or args.warmup < 0 or args.generators < 1 or args.timeout <= 0:
-        ap.error("--duration, --generators and --timeout must be positive")
+    if (args.duration <= 0 or args.warmup < 0 or args.generators < 1 or args.timeout <= 0
+            or args.rounds < 1):
+        ap.error("--duration, --generators, --timeout and --rounds must be positive")
 
     bench = Bench(servers=args.servers, concurrency=args.concurrency, duration=args.duration,
                   warmup=args.warmup, generators=args.generators, timeout=args.timeout,
-                  pause=args.pause, update_interval=args.update_interval, keep=args.keep)
+                  pause=args.pause, rounds=args.rounds, update_interval=args.update_interval,
+                  keep=args.keep)
 
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

@@ -28,6 +28,7 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from .spec import load_protocol
@@ -79,6 +80,7 @@ class LoadResult:
     p99_ms: float = math.nan
     max_ms: float = math.nan
     mean_ms: float = math.nan
+    generator_cpu: float = math.nan  # CPU cores the generator processes kept busy on average
 
     @property
     def error_count(self) -> int:
@@ -159,6 +161,15 @@ async def _drive(family: int, addr: str, port: int, concurrency: int, timeout: f
     good = re.compile(pattern.encode())
     ok_latencies: list[float] = []
     errors: Counter[str] = Counter()
+    cpu: dict[str, float] = {}
+
+    def snap(key: str) -> None:
+        t = os.times()
+        cpu[key] = t.user + t.system
+
+    # The loop's clock is time.monotonic(): CPU time used inside the measuring window.
+    loop.call_at(t_measure, snap, "start")
+    loop.call_at(t_end, snap, "end")
     await asyncio.sleep(max(0.0, t_begin - time.monotonic()))
 
     async def user() -> None:
@@ -176,7 +187,9 @@ async def _drive(family: int, addr: str, port: int, concurrency: int, timeout: f
                 await asyncio.sleep(0.001)  # no busy spin against a dead or failing port
 
     await asyncio.gather(*(user() for _ in range(concurrency)))
-    return {"ok_latencies": ok_latencies, "errors": dict(errors)}
+    await asyncio.sleep(max(0.0, t_end - time.monotonic()) + 0.001)
+    cpu_s = cpu.get("end", 0.0) - cpu.get("start", 0.0)
+    return {"ok_latencies": ok_latencies, "errors": dict(errors), "cpu_s": cpu_s}
 
 
 def _worker(conn, family: int, addr: str, port: int, concurrency: int, timeout: float,
@@ -217,8 +230,13 @@ def split(total: int, parts: int) -> list[int]:
 
 def run_load(port: int, concurrency: int, duration: float = 5.0, warmup: float = 1.0,
              generators: int = 2, timeout: float = 5.0, host: str = "127.0.0.1",
-             reply_format: str | None = None) -> LoadResult:
-    """Drive host:port at `concurrency` connections in flight for warmup + duration seconds."""
+             reply_format: str | None = None,
+             window_hook: Callable[[str], None] | None = None) -> LoadResult:
+    """Drive host:port at `concurrency` connections in flight for warmup + duration seconds.
+
+    window_hook, if given, is called with "start" and "end" at the edges of the measuring
+    window (e.g. to sample the server's CPU time).
+    """
     if concurrency < 1 or duration <= 0 or warmup < 0 or timeout <= 0 or generators < 1:
         raise ValueError("concurrency, duration, timeout and generators must be positive")
     family, addr = _resolve_loopback(host, port)
@@ -244,8 +262,14 @@ def run_load(port: int, concurrency: int, duration: float = 5.0, warmup: float =
         t_end = t_measure + duration
         for pipe in pipes:
             pipe.send((t_begin, t_measure, t_end))
+        if window_hook is not None:
+            time.sleep(max(0.0, t_measure - time.monotonic()))
+            window_hook("start")
+            time.sleep(max(0.0, t_end - time.monotonic()))
+            window_hook("end")
         latencies: list[float] = []
         errors: Counter[str] = Counter()
+        cpu_s = 0.0
         for pipe in pipes:
             wait = max(1.0, t_end - time.monotonic()) + timeout + 10
             if not pipe.poll(wait):
@@ -253,6 +277,7 @@ def run_load(port: int, concurrency: int, duration: float = 5.0, warmup: float =
             out = pipe.recv()
             latencies.extend(out["ok_latencies"])
             errors.update(out["errors"])
+            cpu_s += out["cpu_s"]
     finally:
         for p in procs:
             p.join(5)
@@ -265,6 +290,7 @@ def run_load(port: int, concurrency: int, duration: float = 5.0, warmup: float =
     res = LoadResult(host=addr, port=port, concurrency=concurrency, generators=len(shares),
                      duration=duration, ok=len(latencies), errors=dict(sorted(errors.items())))
     res.rps = len(latencies) / duration
+    res.generator_cpu = cpu_s / duration
     if latencies:
         res.p50_ms = percentile(latencies, 50) * 1000
         res.p90_ms = percentile(latencies, 90) * 1000
@@ -278,7 +304,7 @@ def format_result(r: LoadResult) -> str:
     errs = ", ".join(f"{k}={v}" for k, v in r.errors.items()) or "none"
     return (f"{r.host}:{r.port} c={r.concurrency} ({r.generators} proc): {r.rps:,.0f} req/s, "
             f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, max {r.max_ms:.1f} ms, "
-            f"errors: {errs}")
+            f"errors: {errs}; generator CPU {r.generator_cpu:.2f} cores")
 
 
 def main(argv: list[str] | None = None) -> int:
