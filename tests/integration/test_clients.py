@@ -13,15 +13,17 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from pointsmesh import ROOT
-from pointsmesh.devdb import free_port
-from pointsmesh.procs import SANITIZER_MARKERS, run_client
+from pointsmesh.devdb import DevDB, DevDBError, free_port
+from pointsmesh.procs import SANITIZER_MARKERS, ServerProc, run_client
 
 KINDS = ["c", "c-asan", "python"]
 PROGS = {"c": "c-client", "c-asan": "c-client", "python": "python-client"}
@@ -399,3 +401,43 @@ def test_c_client_under_valgrind() -> None:
     assert "giving up" in res.stderr
     # --track-fds lists the descriptors open at exit: only inherited ones may remain
     assert res.stderr.count("Open file descriptor") == res.stderr.count("<inherited from parent>")
+
+
+def _real_servers() -> list[str]:
+    kinds = []
+    if (ROOT / "services/c-server/build/c-server").exists():
+        kinds.append("c")
+    probe = subprocess.run([sys.executable, "-c", "import points_server"], capture_output=True)
+    if probe.returncode == 0:
+        kinds.append("python")
+    return kinds
+
+
+@pytest.mark.slow
+def test_clients_against_the_real_servers(tmp_path: Path) -> None:
+    """Each client gets the row the database holds from each real server (private MariaDB)."""
+    kinds = _real_servers()
+    if not kinds:
+        pytest.skip("no server built yet")
+    try:
+        db = DevDB(tmp_path / "db").start()
+    except DevDBError as exc:
+        pytest.skip(f"no MariaDB: {exc}")
+    servers: list[ServerProc] = []
+    try:
+        for kind in kinds:
+            row = f"{kind if kind == 'c' else 'python'}_user-hasif"
+            env = {**db.env(), "SERVER_USER": row, "UPDATE_INTERVAL": "0"}
+            servers.append(ServerProc(kind, env, tmp_path / "logs").start(timeout=60))
+        for srv in servers:
+            row = srv.env["SERVER_USER"]
+            points, stamp = db.row(row) or (None, None)
+            expected = f"User: {row}, Points: {points}, Last Update: {stamp}\n"
+            for kind in KINDS:
+                res, _ = client(kind, srv.port, host="localhost")
+                assert res.returncode == 0, res.stderr
+                assert res.stdout == expected
+    finally:
+        for srv in servers:
+            srv.stop()
+        db.stop()
