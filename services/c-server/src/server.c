@@ -306,9 +306,11 @@ static void conn_read(struct server *s, struct conn *c)
 
 static void on_conn_event(struct server *s, struct conn *c, uint32_t events)
 {
+    const uint32_t input = EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP;
     switch (c->state) {
     case CS_READING:
-        conn_read(s, c);
+        if (events & input) /* not the bare "writable" edge that follows every accept */
+            conn_read(s, c);
         break;
     case CS_WAITING:
         break; /* the reply comes from the read; EOF and errors show up when writing */
@@ -317,7 +319,8 @@ static void on_conn_event(struct server *s, struct conn *c, uint32_t events)
             conn_flush(s, c);
         break;
     case CS_LINGER:
-        linger_drain(s, c);
+        if (events & input)
+            linger_drain(s, c);
         break;
     }
 }
