@@ -34,10 +34,10 @@ SWITCH_INTERVAL = 0.001
 
 
 def _quiet_libraries() -> None:
-    """Only the protocol's JSON events go to stdout/stderr: silence library chatter."""
+    """Only the protocol's JSON events go to stdout: silence the driver's warnings. (asyncio
+    still reports a genuine bug on stderr, as Python does for an uncaught exception.)"""
     warnings.simplefilter("ignore")
-    logging.getLogger().addHandler(logging.NullHandler())
-    logging.getLogger().setLevel(logging.CRITICAL)
+    logging.getLogger("mysql.connector").setLevel(logging.CRITICAL)
 
 
 def _raise_descriptor_limit() -> None:

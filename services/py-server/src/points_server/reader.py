@@ -121,10 +121,13 @@ class Reader(threading.Thread):
                 session.close()
 
     def _open(self) -> Session | None:
+        session: Session | None = None
         try:
             session = connect(self.cfg)
             inserted = session.change(SQL_ENSURE_ROW, (self.cfg.server_user,))
         except Exception as exc:  # the driver, the socket, or a torn packet
+            if session is not None:
+                session.abort()
             self.metrics.db_error("connect")
             delay = self._backoff.next()
             self.log.log("db_error", role="reader", op="connect", error=describe(exc),
