@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# A real single-node Kubernetes cluster (kind) built without any container registry.
+#
+#   cluster.sh up          build the node image if not cached, create the cluster (or reuse a
+#                          healthy one), wait for node Ready and CoreDNS answering, and write
+#                          the kubeconfig (merged into ~/.kube/config or $KUBECONFIG, and a
+#                          dedicated copy: see `cluster.sh env`)
+#   cluster.sh down        delete the cluster (the cached images stay)
+#   cluster.sh status      exit 0 if the cluster is up and healthy
+#   cluster.sh env         print KIND=, KUBECTL=, HELM=, KUBECONFIG=, CLUSTER=, NODE_IMAGE=
+#   cluster.sh load IMAGE...   kind load docker-image into the cluster
+#
+# Environment: KIND_AIRGAP_CLUSTER (cluster name, default points-mesh), KIND_AIRGAP_CACHE,
+# KIND_AIRGAP_READY_TIMEOUT (seconds, default 300).
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+
+READY_TIMEOUT=${KIND_AIRGAP_READY_TIMEOUT:-300}
+KUBECONFIG_FILE="$KA_CACHE/kubeconfig-$KA_CLUSTER"
+NODE="$KA_CLUSTER-control-plane"
+
+ensure_docker() {
+    docker info >/dev/null 2>&1 && return 0
+    local starter="$KA_DIR/../docker/start-dockerd.sh"
+    [ -x "$starter" ] || ka_die "no Docker engine answers and $starter is missing"
+    "$starter"
+}
+
+# kind bind-mounts the host's /lib/modules into the node (read-only); docker refuses a missing
+# source, and some CI kernels (all drivers built in) have no /lib/modules at all.
+ensure_host_prereqs() {
+    if [ ! -d /lib/modules ]; then
+        [ "$(id -u)" -eq 0 ] || ka_die "/lib/modules is missing (kind mounts it): create it as root"
+        ka_log "creating an empty /lib/modules (kind mounts it; this kernel has no modules)"
+        mkdir -p /lib/modules
+    fi
+}
+
+# Loads KIND, KUBECTL, HELM, NODE_IMAGE from the (cached) build.
+load_env() {
+    local out
+    out=$("$KA_DIR/build-node-image.sh" env) || ka_die "node image build failed"
+    eval "$(grep -E '^(KIND|HELM|KUBECTL|NODE_IMAGE|K8S_VERSION)=' <<<"$out")"
+}
+
+# Env without building (for `down`): the last build's record, else whatever is on PATH.
+load_env_cached() {
+    if [ -f "$KA_CACHE/env" ]; then
+        eval "$(grep -E '^(KIND|HELM|KUBECTL|NODE_IMAGE|K8S_VERSION)=' "$KA_CACHE/env")"
+    fi
+    KIND=${KIND:-$(command -v kind || true)}
+    KUBECTL=${KUBECTL:-$(command -v kubectl || true)}
+}
+
+k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
+
+cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$KA_CLUSTER"; }
+
+node_running() { [ "$(docker inspect -f '{{.State.Running}}' "$NODE" 2>/dev/null)" = true ]; }
+
+node_image_current() { [ "$(docker inspect -f '{{.Config.Image}}' "$NODE" 2>/dev/null)" = "$NODE_IMAGE" ]; }
+
+write_kubeconfig() {
+    mkdir -p "$(dirname "$KUBECONFIG_FILE")"
+    "$KIND" get kubeconfig --name "$KA_CLUSTER" >"$KUBECONFIG_FILE.tmp"
+    mv "$KUBECONFIG_FILE.tmp" "$KUBECONFIG_FILE"
+    chmod 600 "$KUBECONFIG_FILE"
+    "$KIND" export kubeconfig --name "$KA_CLUSTER" >/dev/null 2>&1 || true   # merge into the default one
+}
+
+# One DNS query (A kubernetes.default.svc.cluster.local) to the kube-dns Service, sent from the
+# node with bash's /dev/udp: proves CoreDNS answers through the Service VIP (kube-proxy) without
+# any image or tool beyond the node's bash. Prints the answer count; fails on no answer.
+dns_probe() {
+    local ip=$1
+    docker exec "$NODE" timeout 5 bash -c '
+        exec 3<>/dev/udp/'"$ip"'/53
+        printf "\x4b\x41\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x0akubernetes\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01" >&3
+        reply=$(timeout 3 dd bs=512 count=1 <&3 2>/dev/null | od -An -tx1 -v | tr -s " \n" " ")
+        set -- $reply
+        [ "$1$2" = 4b41 ] || exit 1                       # our query id
+        [ $(( 0x$4 & 0x0f )) -eq 0 ] || exit 2            # rcode NOERROR
+        echo $(( 0x$7 * 256 + 0x$8 ))                     # ANCOUNT
+    ' 2>/dev/null
+}
+
+wait_ready() {
+    local deadline=$(( $(date +%s) + READY_TIMEOUT )) ip n
+    ka_log "waiting for node Ready"
+    until k wait --for=condition=Ready "node/$NODE" --timeout=10s >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || { k get nodes -o wide >&2 || true; ka_die "node not Ready after ${READY_TIMEOUT}s"; }
+        sleep 2
+    done
+    ka_log "waiting for CoreDNS"
+    until k -n kube-system rollout status deployment/coredns --timeout=10s >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || { k -n kube-system get pods -o wide >&2 || true; ka_die "CoreDNS not available after ${READY_TIMEOUT}s"; }
+        sleep 2
+    done
+    ip=$(k -n kube-system get service kube-dns -o jsonpath='{.spec.clusterIP}')
+    until n=$(dns_probe "$ip") && [ "${n:-0}" -ge 1 ]; do
+        [ "$(date +%s)" -lt "$deadline" ] || ka_die "CoreDNS at $ip does not answer after ${READY_TIMEOUT}s"
+        sleep 2
+    done
+    ka_log "CoreDNS at $ip answers (kubernetes.default.svc.cluster.local: $n record)"
+}
+
+healthy() {
+    cluster_exists && node_running && [ -f "$KUBECONFIG_FILE" ] \
+        && k get --raw /readyz >/dev/null 2>&1 \
+        && k wait --for=condition=Ready "node/$NODE" --timeout=5s >/dev/null 2>&1
+}
+
+cmd_up() {
+    local t0 t1
+    t0=$(date +%s)
+    ensure_docker
+    ensure_host_prereqs
+    load_env
+    t1=$(date +%s)
+    if cluster_exists; then
+        if node_image_current && node_running && write_kubeconfig && healthy; then
+            ka_log "reusing healthy cluster $KA_CLUSTER"
+            wait_ready
+            ka_log "cluster ready: image $((t1 - t0))s, cluster $(( $(date +%s) - t1 ))s (reused)"
+            return 0
+        fi
+        ka_log "cluster $KA_CLUSTER exists but is stale or unhealthy: recreating"
+        "$KIND" delete cluster --name "$KA_CLUSTER" >&2
+    fi
+    local cfg="$KA_CACHE/work/kind-$KA_CLUSTER.yaml"
+    cat >"$cfg" <<'EOF'
+kind: Cluster
+apiVersion: kind.x-k8s.io/v1alpha4
+networking:
+  # no kindnetd image: the node image ships a static ptp CNI config (node/10-ptp.conflist)
+  disableDefaultCNI: true
+  # kube-proxy programs nftables directly: no iptables backend detection needed
+  kubeProxyMode: nftables
+nodes:
+  - role: control-plane
+EOF
+    ka_log "creating cluster $KA_CLUSTER from $NODE_IMAGE"
+    "$KIND" create cluster --name "$KA_CLUSTER" --image "$NODE_IMAGE" --config "$cfg" \
+        --wait "${READY_TIMEOUT}s" --retain >&2 || {
+        ka_log "kind create cluster failed; node logs follow"
+        docker logs "$NODE" 2>&1 | tail -40 >&2 || true
+        docker exec "$NODE" journalctl --no-pager -u kubelet -u containerd 2>/dev/null | tail -60 >&2 || true
+        "$KIND" delete cluster --name "$KA_CLUSTER" >/dev/null 2>&1 || true
+        ka_die "kind create cluster failed"
+    }
+    write_kubeconfig
+    wait_ready
+    ka_log "cluster ready: image $((t1 - t0))s, cluster $(( $(date +%s) - t1 ))s, total $(( $(date +%s) - t0 ))s"
+}
+
+cmd_down() {
+    load_env_cached
+    if [ -n "${KIND:-}" ] && docker info >/dev/null 2>&1 && cluster_exists; then
+        "$KIND" delete cluster --name "$KA_CLUSTER" >&2
+    elif docker inspect "$NODE" >/dev/null 2>&1; then
+        docker rm -f "$NODE" >/dev/null   # kind binary gone: remove the node container itself
+    fi
+    rm -f "$KUBECONFIG_FILE"
+    ka_log "cluster $KA_CLUSTER deleted"
+}
+
+cmd_env() {
+    load_env
+    cat <<EOF
+KIND=$KIND
+KUBECTL=$KUBECTL
+HELM=$HELM
+KUBECONFIG=$KUBECONFIG_FILE
+CLUSTER=$KA_CLUSTER
+NODE=$NODE
+NODE_IMAGE=$NODE_IMAGE
+K8S_VERSION=$K8S_VERSION
+EOF
+}
+
+case "${1:-}" in
+    up) cmd_up ;;
+    down|delete) cmd_down ;;
+    status) load_env_cached; healthy ;;
+    env) cmd_env ;;
+    load)
+        shift
+        load_env_cached
+        for img in "$@"; do "$KIND" load docker-image --name "$KA_CLUSTER" "$img" >&2; done
+        ;;
+    *) echo "usage: $0 up | down | status | env | load IMAGE..." >&2; exit 2 ;;
+esac

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Runs inside the node base image build (base.Dockerfile), after the Debian packages are in.
+# Adapts kind's base files to Debian's containerd 1.6 / runc / CNI packages and to CI hosts
+# that refuse negative OOM scores.
+set -eux
+n=/usr/src/node-files
+
+# kind's units expect containerd in /usr/local/bin and CNI plugins in /opt/cni/bin.
+ln -sf /usr/bin/containerd /usr/local/bin/containerd
+mkdir -p /opt/cni/bin /etc/cni/net.d
+cp -a /usr/lib/cni/. /opt/cni/bin/
+install -m 0644 "$n/10-ptp.conflist" /etc/cni/net.d/10-ptp.conflist
+
+# Base OCI spec for pods, as kind makes it (product_uuid hook, no rlimits).
+ctr oci spec \
+    | jq '.hooks.createContainer[.hooks.createContainer | length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' \
+    | jq 'del(.process.rlimits)' > /etc/containerd/cri-base.json
+
+c=/etc/containerd/config.toml
+# No fuse-overlayfs snapshotter here (rootless only): drop its proxy plugin.
+sed -i '/^\[proxy_plugins\]/,/^  address = /d' "$c"
+# Clamp negative oom_score_adj instead of failing (CI VMs without CAP_SYS_RESOURCE refuse them).
+sed -i 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' "$c"
+# Sandbox image = the pause tag kubeadm lists (our own pause program).
+sed -i "s#sandbox_image = .*#sandbox_image = \"registry.k8s.io/pause:${PAUSE_TAG}\"#" "$c"
+grep -q 'restrict_oom_score_adj = true' "$c"
+grep -q "pause:${PAUSE_TAG}" "$c"
+! grep -q fuse-overlayfs.sock "$c"
+containerd --version
+runc --version

@@ -1,0 +1,3 @@
+module pointsmesh.local/pause
+
+go 1.22

@@ -1,0 +1,3 @@
+module pointsmesh.local/smoke
+
+go 1.22

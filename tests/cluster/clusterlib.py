@@ -1,0 +1,114 @@
+"""Helpers for tests that drive the kind cluster (used by conftest.py and the test modules)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+KIND_AIRGAP = REPO / "ci" / "kind-airgap"
+CLUSTER_SH = KIND_AIRGAP / "cluster.sh"
+
+
+class ClusterError(AssertionError):
+    pass
+
+
+def run(cmd: list[str], *, timeout: float, input: str | None = None,
+         check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
+                          env=env, check=False)
+    if check and proc.returncode != 0:
+        raise ClusterError(f"{' '.join(cmd)} exited {proc.returncode}\n"
+                           f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def parse_env(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+@dataclass
+class Cluster:
+    """A running kind cluster and the tools built for it (kind, kubectl, helm)."""
+
+    name: str
+    kind_bin: str
+    kubectl_bin: str
+    helm_bin: str
+    kubeconfig: str
+    node: str
+    node_image: str
+    k8s_version: str
+    created_by_session: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": self.kubeconfig}
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return run([self.kubectl_bin, "--kubeconfig", self.kubeconfig, *args],
+                    input=input, check=check, timeout=timeout)
+
+    def kubectl_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def helm(self, *args: str, timeout: float = 300,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run([self.helm_bin, "--kubeconfig", self.kubeconfig, *args],
+                    timeout=timeout, check=check)
+
+    def apply(self, manifest: str | dict | list[dict], namespace: str | None = None) -> str:
+        if isinstance(manifest, dict):
+            manifest = [manifest]
+        if isinstance(manifest, list):
+            manifest = yaml.safe_dump_all(manifest)
+        ns = ["-n", namespace] if namespace else []
+        return self.kubectl(*ns, "apply", "-f", "-", input=manifest).stdout
+
+    def load_image(self, ref: str) -> None:
+        """Copy a local docker image into the node's containerd (no registry involved)."""
+        run([self.kind_bin, "load", "docker-image", "--name", self.name, ref], timeout=600)
+
+    def wait_rollout(self, kind_name: str, namespace: str, timeout: int = 120) -> None:
+        self.kubectl("-n", namespace, "rollout", "status", kind_name, f"--timeout={timeout}s",
+                     timeout=timeout + 30)
+
+    def wait_job(self, name: str, namespace: str, timeout: float = 120) -> str:
+        """Wait until Job NAME completes and return its logs; on failure, raise with
+        the logs and pod events so the test output says why."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.kubectl_json("-n", namespace, "get", f"job/{name}")
+            status = job.get("status", {})
+            conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
+            if conditions.get("Complete") == "True":
+                return self.job_logs(name, namespace)
+            if conditions.get("Failed") == "True" or time.monotonic() > deadline:
+                raise ClusterError(f"job {name} did not complete (conditions {conditions})\n"
+                                   f"{self.describe_pods(namespace, f'job-name={name}')}")
+            time.sleep(1)
+
+    def job_logs(self, name: str, namespace: str) -> str:
+        return self.kubectl("-n", namespace, "logs", f"job/{name}").stdout
+
+    def describe_pods(self, namespace: str, selector: str) -> str:
+        out = self.kubectl("-n", namespace, "describe", "pods", "-l", selector, check=False)
+        logs = self.kubectl("-n", namespace, "logs", "-l", selector, "--all-containers",
+                            "--tail=50", check=False)
+        return f"{out.stdout[-4000:]}\nlogs:\n{logs.stdout[-4000:]}{logs.stderr[-1000:]}"
+
+    def api(self) -> Any:
+        """A `kubernetes` (PyPI) ApiClient configured for this cluster."""
+        from kubernetes import config  # imported here: only cluster suites need it
+
+        return config.new_client_from_config(config_file=self.kubeconfig)

@@ -1,0 +1,88 @@
+"""Session fixtures for tests that need a real Kubernetes cluster (kind, built air-gapped).
+
+The cluster comes from ci/kind-airgap/cluster.sh: `up` builds the node image when it is not
+cached, creates the kind cluster (or reuses a healthy one) and waits for node Ready and CoreDNS.
+The session deletes the cluster at the end if it created it; set POINTS_MESH_KEEP_CLUSTER=1 to
+keep it (a cluster that was already up before the session is always kept).
+
+Helpers for suites (this smoke test, the e2e tests):
+    cluster.kubectl(*args)                 kubectl against the cluster, CompletedProcess
+    cluster.apply(manifest, namespace)     kubectl apply -f - (str, dict or list of dicts)
+    cluster.load_image(ref)                kind load docker-image
+    cluster.wait_job(name, namespace)      wait for a Job; returns `kubectl logs job/NAME`
+    cluster.api()                          a `kubernetes` ApiClient for this cluster
+    namespace                              a fresh namespace per test, deleted afterwards
+    smoke_image                            the smoke-test image, built and loaded
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clusterlib import CLUSTER_SH, KIND_AIRGAP, Cluster, parse_env, run
+
+# A cold node-image build (all Go modules compiled on 2 cores) takes most of an hour;
+# a cached `up` takes about a minute.
+UP_TIMEOUT = int(os.environ.get("POINTS_MESH_CLUSTER_UP_TIMEOUT", "5400"))
+TEST_TIMEOUT = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Cluster tests: the timeout covers the test itself, not the session's cluster bring-up."""
+    here = Path(__file__).parent
+    for item in items:
+        if here not in Path(str(item.fspath)).parents:
+            continue
+        item.add_marker(pytest.mark.cluster)
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TEST_TIMEOUT, func_only=True))
+
+
+def _cluster_sh(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return run(["bash", str(CLUSTER_SH), *args], timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    """The kind cluster, brought up once per session (building the node image if needed)."""
+    was_up = subprocess.run(["bash", str(CLUSTER_SH), "status"], capture_output=True,
+                            timeout=120, check=False).returncode == 0
+    t0 = time.monotonic()
+    up = _cluster_sh("up", timeout=UP_TIMEOUT)
+    t_up = time.monotonic() - t0
+    env = parse_env(_cluster_sh("env", timeout=600).stdout)
+    c = Cluster(name=env["CLUSTER"], kind_bin=env["KIND"], kubectl_bin=env["KUBECTL"],
+                helm_bin=env["HELM"], kubeconfig=env["KUBECONFIG"], node=env["NODE"],
+                node_image=env["NODE_IMAGE"], k8s_version=env["K8S_VERSION"],
+                created_by_session=not was_up, timings={"up": t_up})
+    print(f"\n[cluster] {c.name} up in {t_up:.0f}s ({'created' if not was_up else 'reused'})"
+          f"\n{up.stderr.strip()[-1500:]}")
+    yield c
+    if c.created_by_session and os.environ.get("POINTS_MESH_KEEP_CLUSTER") != "1":
+        t0 = time.monotonic()
+        _cluster_sh("down", timeout=600)
+        print(f"\n[cluster] {c.name} deleted in {time.monotonic() - t0:.0f}s")
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (without waiting) afterwards."""
+    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def smoke_image(cluster: Cluster) -> str:
+    """The smoke-test image (ci/kind-airgap/testimages), built locally and loaded."""
+    ref = run(["bash", str(KIND_AIRGAP / "testimages" / "build.sh")], timeout=600).stdout.strip()
+    cluster.load_image(ref)
+    return ref

@@ -1,0 +1,132 @@
+"""Smoke test of the air-gapped kind cluster: it exists, runs locally built images,
+serves a Service by DNS name to another pod, and Job logs can be read."""
+
+from __future__ import annotations
+
+import time
+
+from clusterlib import CLUSTER_SH, Cluster, run
+
+WEB = "smoke-web"
+
+
+def _web(image: str, text: str) -> list[dict]:
+    labels = {"app": WEB}
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": WEB, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [{
+                            "name": "web",
+                            "image": image,
+                            "imagePullPolicy": "Never",
+                            "args": ["serve", "-addr", ":8080", "-text", text],
+                            "ports": [{"containerPort": 8080}],
+                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080},
+                                               "periodSeconds": 1},
+                        }],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": WEB, "labels": labels},
+            "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    ]
+
+
+def _job(name: str, image: str, args: list[str]) -> dict:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 120,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{
+                        "name": "client",
+                        "image": image,
+                        "imagePullPolicy": "Never",
+                        "args": args,
+                    }],
+                },
+            },
+        },
+    }
+
+
+def test_node_ready_and_control_plane_from_local_builds(cluster: Cluster) -> None:
+    nodes = cluster.kubectl_json("get", "nodes")["items"]
+    assert [n["metadata"]["name"] for n in nodes] == [cluster.node]
+    node = nodes[0]
+    ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
+    assert ready == "True"
+    # Real version ldflags: the kubelet and the API server report the pinned release.
+    assert node["status"]["nodeInfo"]["kubeletVersion"] == cluster.k8s_version
+    server = cluster.kubectl_json("version")["serverVersion"]
+    assert server["gitVersion"] == cluster.k8s_version
+
+    pods = cluster.kubectl_json("-n", "kube-system", "get", "pods")["items"]
+    components = {p["metadata"].get("labels", {}).get("component") or
+                  p["metadata"].get("labels", {}).get("k8s-app") for p in pods}
+    assert {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+            "kube-proxy", "kube-dns"} <= components
+    for pod in pods:
+        assert pod["status"]["phase"] == "Running", pod["metadata"]["name"]
+    # Nothing was pulled: every image was preloaded in the node image.
+    events = cluster.kubectl_json("get", "events", "--all-namespaces")["items"]
+    assert [e["message"] for e in events if e.get("reason") in ("Pulling", "Failed")
+            and "image" in e.get("message", "").lower()] == []
+
+
+def test_service_dns_name_and_job_logs(cluster: Cluster, namespace: str,
+                                       smoke_image: str) -> None:
+    text = f"hello-{namespace}"
+    cluster.apply(_web(smoke_image, text), namespace)
+    cluster.wait_rollout(f"deployment/{WEB}", namespace)
+    vip = cluster.kubectl("-n", namespace, "get", "service", WEB,
+                          "-o", "jsonpath={.spec.clusterIP}").stdout.strip()
+
+    fqdn = f"{WEB}.{namespace}.svc.cluster.local"
+    cluster.apply(_job("smoke-client", smoke_image,
+                       ["lookup", WEB, fqdn, "+", "get", f"http://{WEB}/"]), namespace)
+    logs = cluster.wait_job("smoke-client", namespace)
+
+    # `kubectl logs job/NAME` output of the second pod: both names resolve to the Service VIP,
+    # and the HTTP answer comes from the web pod through it.
+    assert f"{WEB} {vip}\n" in logs
+    assert f"{fqdn} {vip}\n" in logs
+    assert f"{text} (pod {WEB}-" in logs
+
+
+def test_python_client_talks_to_the_cluster(cluster: Cluster, namespace: str) -> None:
+    from kubernetes import client
+
+    api = client.CoreV1Api(cluster.api())
+    names = [p.metadata.name for p in api.list_namespaced_pod("kube-system").items]
+    assert any(n.startswith("coredns-") for n in names)
+    api.create_namespaced_config_map(namespace, client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="smoke"), data={"answer": "42"}))
+    assert api.read_namespaced_config_map("smoke", namespace).data == {"answer": "42"}
+
+
+def test_up_again_reuses_the_healthy_cluster(cluster: Cluster) -> None:
+    node_id = run(["docker", "inspect", "-f", "{{.Id}}", cluster.node], timeout=30).stdout
+    t0 = time.monotonic()
+    run(["bash", str(CLUSTER_SH), "up"], timeout=600)
+    took = time.monotonic() - t0
+    assert run(["docker", "inspect", "-f", "{{.Id}}", cluster.node], timeout=30).stdout == node_id
+    assert took < 120, f"cached `cluster.sh up` took {took:.0f}s"
