@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ROOT
-from .devdb import DevDB, free_port
+from .devdb import DevDB, DevDBError, free_port
 from .loadgen import LoadResult, reply_regex, run_load
 from .procs import ServerProc, base_env, exchange
 
@@ -163,6 +163,7 @@ class Row:
     db_reads: float | None = None
     replies: float | None = None
     server_cpu: float | None = None  # cores the server kept busy during the window
+    db_cpu: float | None = None  # cores the database kept busy during the window
     rounds: list[dict] = field(default_factory=list)  # every round when --rounds > 1
 
     def to_json(self) -> dict:
@@ -176,6 +177,7 @@ class Row:
             "server_replies": self.replies,
             "server_db_reads": self.db_reads,
             "server_cpu_cores": self.server_cpu,
+            "db_cpu_cores": self.db_cpu,
             "rounds": self.rounds,
         }
 
@@ -247,8 +249,19 @@ class Bench:
             time.sleep(0.05)
 
     def start_db(self) -> None:
+        """A private MariaDB; a second try in a fresh directory if the first install fails
+        (concurrent installs on one machine can collide in the shared temporary directory)."""
         print("starting a private MariaDB ...", flush=True)
-        self.db = DevDB(self.base / "db").start()
+        for attempt in (1, 2):
+            db = DevDB(self.base / f"db{attempt}")
+            try:
+                self.db = db.start()
+                return
+            except DevDBError as exc:
+                db.kill()
+                if attempt == 2:
+                    raise BenchError(f"cannot start the private MariaDB: {exc}") from exc
+                print("  the database did not start; trying once more", flush=True)
 
     def start_server(self, kind: str) -> None:
         assert self.db is not None
@@ -313,8 +326,11 @@ class Bench:
         pid = t.pid
         cpu: dict[str, float | None] = {}
 
+        db_pid = self.db.proc.pid if self.db is not None and self.db.proc is not None else None
+
         def hook(phase: str) -> None:
             cpu[phase] = _cpu_seconds(pid) if pid is not None else None
+            cpu["db-" + phase] = _cpu_seconds(db_pid) if db_pid is not None else None
 
         before = t.counters()
         res = run_load(t.port, c, self.duration, self.warmup, self.generators, self.timeout,
@@ -324,6 +340,8 @@ class Bench:
         row = Row(kind, res, rss_kib=rss, hwm_kib=hwm, alive=t.alive())
         if cpu.get("start") is not None and cpu.get("end") is not None:
             row.server_cpu = (cpu["end"] - cpu["start"]) / self.duration  # type: ignore[operator]
+        if cpu.get("db-start") is not None and cpu.get("db-end") is not None:
+            row.db_cpu = (cpu["db-end"] - cpu["db-start"]) / self.duration  # type: ignore[operator]
         if before and after:
             row.replies = after.get("points_requests_total", 0) - before.get(
                 "points_requests_total", 0)
@@ -369,7 +387,7 @@ class Bench:
     # -- reporting -------------------------------------------------------------------------
 
     HEADER = (f"{'server':<18} {'conc':>4} {'req/s':>8} {'% ref':>6} {'p50 ms':>7} "
-              f"{'p99 ms':>7} {'RSS MB':>7} {'CPU srv/gen':>11}  errors")
+              f"{'p99 ms':>7} {'RSS MB':>7} {'CPU srv/db/gen':>15}  errors")
 
     @staticmethod
     def format_row(r: Row) -> str:
@@ -377,10 +395,11 @@ class Bench:
         share = f"{r.share * 100:.0f}%" if r.share is not None else "-"
         errs = ", ".join(f"{k} {v}" for k, v in res.errors.items()) or "0"
         srv = f"{r.server_cpu:.2f}" if r.server_cpu is not None else "-"
-        cpu = f"{srv}/{res.generator_cpu:.2f}"
+        db = f"{r.db_cpu:.2f}" if r.db_cpu is not None else "-"
+        cpu = f"{srv}/{db}/{res.generator_cpu:.2f}"
         return (f"{LABELS[r.server]:<18} {res.concurrency:>4} {res.rps:>8,.0f} {share:>6} "
                 f"{_ms(res.p50_ms):>7} {_ms(res.p99_ms):>7} {r.rss_kib / 1024:>7.1f} "
-                f"{cpu:>11}  {errs}")
+                f"{cpu:>15}  {errs}")
 
     def verdicts(self) -> list[Verdict]:
         out: list[Verdict] = []
@@ -426,8 +445,8 @@ class Bench:
         print(self.HEADER)
         for r in self.rows:
             print(self.format_row(r))
-        print("(CPU srv/gen: cores kept busy by the server and by the generator processes "
-              "during the measuring window)")
+        print("(CPU srv/db/gen: cores kept busy by the server, the database and the generator "
+              "processes during the measuring window)")
         verdicts = self.verdicts()
         if verdicts:
             print()
