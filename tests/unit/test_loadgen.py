@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import socket
 import socketserver
 import struct
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from pointsmesh import bench
 from pointsmesh.devdb import free_port
 from pointsmesh.loadgen import percentile, reply_regex, run_load, split
 from pointsmesh.spec import load_protocol
@@ -145,3 +148,21 @@ def test_percentile() -> None:
     assert percentile(values, 99) == 99
     assert percentile([3.0], 99) == 3
     assert percentile([], 50) != percentile([], 50)  # NaN
+
+
+def test_bench_harness_with_the_reference_only(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`make bench` end to end on the reference server alone (builds bench/refserver)."""
+    out = tmp_path / "bench.json"
+    status = bench.main(["--servers", "ref", "--duration", "0.3", "--warmup", "0",
+                         "--concurrency", "1,4", "--generators", "1", "--json", str(out)])
+    assert status == 0
+    data = json.loads(out.read_text())
+    rows = data["results"]
+    assert [(r["server"], r["concurrency"]) for r in rows] == [("ref", 1), ("ref", 4)]
+    for r in rows:
+        assert r["ok"] > 0 and r["error_count"] == 0
+        assert r["share_of_reference"] == 1.0
+        assert r["rss_kib_after"] > 0
+    assert data["targets"] == []
+    assert "reference (no DB)" in capsys.readouterr().out

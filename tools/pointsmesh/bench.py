@@ -544,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_term)
+    previous = signal.signal(signal.SIGTERM, on_term)
     status = 0
     try:
         load_before = _loadavg()
@@ -568,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         status = 130
     finally:
         bench.stop()
+        signal.signal(signal.SIGTERM, previous)
     return status
 
 
