@@ -454,6 +454,13 @@ class Bench:
             for v in verdicts:
                 mark = {True: "PASS", False: "FAIL", None: "n/a "}[v.passed]
                 print(f"  {mark}  {v.what}: {v.detail}")
+        ref = next((r for r in self.rows
+                    if r.server == "ref" and r.result.concurrency == TARGET_CONCURRENCY), None)
+        if verdicts and ref is not None and not ref.result.p99_ms < MAX_P99_MS:
+            self.problems.append(
+                f"the reference itself had p99 {_ms(ref.result.p99_ms)} ms at "
+                f"c={TARGET_CONCURRENCY}: latency here is dominated by the machine and the "
+                "generator, not by the servers")
         for p in self.problems:
             print(f"  note: {p}")
         if load_before and load_before[0] > (os.cpu_count() or 1):
