@@ -104,7 +104,7 @@ class Connection(asyncio.Protocol):
         verdict = scan(data)
         if verdict is Verdict.MORE:
             self.buf = data
-            self._cancel_grace()
+            self.cancel_grace()
         elif verdict is Verdict.GRACE:
             self.buf = data
             if self.grace is None:
@@ -141,7 +141,7 @@ class Connection(asyncio.Protocol):
 
     def send(self, data: bytes) -> None:
         """Write the one reply, then FIN and linger (or close when the peer already left)."""
-        self._cancel_grace()
+        self.cancel_grace()
         transport = self.transport
         transport.write(data)
         if self.eof:
@@ -157,7 +157,7 @@ class Connection(asyncio.Protocol):
         if self.state == READING and scan(self.buf) is Verdict.GRACE:
             self.srv.request(self)
 
-    def _cancel_grace(self) -> None:
+    def cancel_grace(self) -> None:
         if self.grace is not None:
             self.grace.cancel()
             self.grace = None
@@ -277,6 +277,7 @@ class Server:
     def request(self, conn: Connection) -> None:
         """conn holds a complete, valid request: wait for a read."""
         conn.state = WAITING
+        conn.cancel_grace()
         self.reading.discard(conn)
         now = time.monotonic()
         conn.started = now
@@ -305,7 +306,7 @@ class Server:
     def closed(self, conn: Connection) -> None:
         if conn.state != CLOSED:
             conn.state = CLOSED
-            conn._cancel_grace()
+            conn.cancel_grace()
         self.reading.discard(conn)
         self.lingering.discard(conn)
         self.active -= 1
