@@ -81,6 +81,10 @@ class DevDB:
         return self.base / "data"
 
     @property
+    def tmpdir(self) -> Path:
+        return self.base / "tmp"
+
+    @property
     def socket_path(self) -> Path:
         return self.base / "mysqld.sock"
 
@@ -119,10 +123,12 @@ class DevDB:
     def _install(self) -> None:
         install = _find("mariadb-install-db", "mysql_install_db")
         self.datadir.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         cmd = [
             install,
             "--no-defaults",
             f"--datadir={self.datadir}",
+            f"--tmpdir={self.tmpdir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             *self._user_args(),
@@ -139,6 +145,7 @@ class DevDB:
             server,
             "--no-defaults",
             f"--datadir={self.datadir}",
+            f"--tmpdir={self.tmpdir}",
             f"--socket={self.socket_path}",
             f"--pid-file={self.base / 'mysqld.pid'}",
             f"--log-error={self.log_path}",
