@@ -237,8 +237,11 @@ class Server:
                     # Out of descriptors: leave the clients in the backlog and retry shortly.
                     self._pause_accepting()
                 return
-            client.setblocking(False)
-            make_transport(client, Connection(self), extra={"peername": address})
+            try:
+                client.setblocking(False)
+                make_transport(client, Connection(self), extra={"peername": address})
+            except OSError:  # reset before we got to it (setsockopt, getsockname)
+                client.close()
 
     def _pause_accepting(self) -> None:
         if self._listener is None or self._accept_paused:
