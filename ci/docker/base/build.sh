@@ -175,5 +175,8 @@ tar --numeric-owner --xattrs -C "$root" -c . | docker import \
     --change 'LABEL org.opencontainers.image.description="CI-only local stand-in for debian:bookworm-slim (debootstrap minbase + slim tweaks + host CA)"' \
     - "$ref" >/dev/null
 alias_to_ci_image
+# Drop the images of older recipes.
+docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | grep -vx -e "$ref" \
+    | xargs -r docker rmi >/dev/null 2>&1 || true
 say "built in $(( $(date +%s) - start )) s: $(docker image inspect -f '{{.Size}}' "$ref") bytes"
 printf '%s\n' "$ref"

@@ -26,9 +26,18 @@ if [ -z "${CI_DB_FORCE:-}" ] && docker image inspect "$ref" >/dev/null 2>&1; the
 else
     start=$(date +%s)
     say "building $ref from $base"
-    DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE_IMAGE=$base" \
-        --label "org.pointsmesh.ci.recipe=$hash" -t "$ref" "$here" >/dev/null
+    log=$(mktemp)
+    if ! DOCKER_BUILDKIT=0 docker build --build-arg "BASE_IMAGE=$base" \
+        --label "org.pointsmesh.ci.recipe=$hash" -t "$ref" "$here" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        rm -f "$log"
+        exit 1
+    fi
+    rm -f "$log"
     say "built in $(( $(date +%s) - start )) s"
+    # Drop the images of older recipes (their layers stay shared where they still match).
+    docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | grep -vx -e "$ref" -e "$repo:latest" \
+        | xargs -r docker rmi >/dev/null 2>&1 || true
 fi
 docker tag "$ref" "$repo:latest"
 printf '%s\n' "$ref"
