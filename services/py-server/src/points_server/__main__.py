@@ -22,7 +22,7 @@ from .config import Config
 from .health import HealthServer
 from .logs import Logger
 from .metrics import Metrics, make_registry, render
-from .reader import Coalescer, Reader
+from .reader import Coalescer, Reader, ReadResult
 from .server import Server
 from .updater import Updater
 
@@ -67,7 +67,7 @@ class App:
         self.updater = Updater(cfg, log, self.metrics) if cfg.update_interval > 0 else None
         self.health: HealthServer | None = None
 
-    def _deliver(self, result: object) -> None:
+    def _deliver(self, result: ReadResult) -> None:
         self.loop.call_soon_threadsafe(self.coalescer.deliver, result)
 
     def _tick(self) -> None:

@@ -27,6 +27,8 @@ LINGER_SECONDS = 2.0  # after the reply: discard input until the peer closes, at
 ACCEPT_BATCH = 256  # connections accepted per readiness event
 ACCEPT_RETRY_SECONDS = 0.05  # pause after EMFILE & co. before accepting again
 DRAIN_AFTER_DEADLINE = 0.5  # linger allowed after the shutdown deadline's error lines
+BUSY_EXTRA = 64  # server-busy connections that may linger beyond MAX_CONNECTIONS; more are
+# answered and closed at once, so a connection flood cannot pile up lingering sockets
 
 READING, WAITING, LINGER, CLOSED = range(4)
 _ERROR_LINES: dict[str, bytes] = {code: spec.line for code, spec in ERRORS.items()}
@@ -84,7 +86,7 @@ class Connection(asyncio.Protocol):
         self.buf = b""
         self.state = READING
         self.eof = False
-        self.started = 0.0  # when the request (or its error) was complete
+        self.started = 0.0  # when the request was complete (or its error decided)
         self.grace: asyncio.TimerHandle | None = None
 
     # -- asyncio callbacks -----------------------------------------------------------------
@@ -112,7 +114,7 @@ class Connection(asyncio.Protocol):
         elif verdict is Verdict.REQUEST:
             self.srv.request(self)
         else:
-            self.srv.fail(self, verdict.value, timed=True)
+            self.srv.fail(self, verdict.value)
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -123,7 +125,7 @@ class Connection(asyncio.Protocol):
             if verdict is Verdict.REQUEST:
                 self.srv.request(self)
             else:
-                self.srv.fail(self, verdict.value, timed=True)
+                self.srv.fail(self, verdict.value)
             return self.state == WAITING  # keep the write side open for the reply
         return self.state == WAITING
 
@@ -135,16 +137,16 @@ class Connection(asyncio.Protocol):
     def answer(self, result: ReadResult, now: float) -> None:
         if self.state == WAITING:
             if result.error:
-                self.srv.reply(self, _ERROR_LINES[result.error], result.error, now, True)
+                self.srv.reply(self, _ERROR_LINES[result.error], result.error, now)
             else:
-                self.srv.reply(self, result.reply, "ok", now, True)
+                self.srv.reply(self, result.reply, "ok", now)
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, linger: bool = True) -> None:
         """Write the one reply, then FIN and linger (or close when the peer already left)."""
         self.cancel_grace()
         transport = self.transport
         transport.write(data)
-        if self.eof:
+        if self.eof or not linger:
             self.state = CLOSED
             transport.close()
         else:
@@ -273,7 +275,8 @@ class Server:
         m.connections_active += 1
         self.active += 1
         if self.active > self.cfg.max_connections:
-            self.fail(conn, "server-busy", timed=False)
+            self.fail(conn, "server-busy",
+                      linger=self.active <= self.cfg.max_connections + BUSY_EXTRA)
         else:
             self.reading.add(conn, self.loop.time())
 
@@ -286,25 +289,26 @@ class Server:
         conn.started = now
         self.coalescer.submit(conn, now)
 
-    def fail(self, conn: Connection, code: str, timed: bool) -> None:
-        """Answer an error line (timed: it answers a complete line, count its duration)."""
+    def fail(self, conn: Connection, code: str, linger: bool = True) -> None:
+        """Answer an error line to a connection still reading (its duration counts as 0)."""
         self.reading.discard(conn)
         now = time.monotonic()
-        if timed:
-            conn.started = now
-        self.reply(conn, _ERROR_LINES[code], code, now, timed)
+        conn.started = now
+        self.reply(conn, _ERROR_LINES[code], code, now, linger)
 
-    def reply(self, conn: Connection, data: bytes, outcome: str, now: float, timed: bool) -> None:
+    def reply(self, conn: Connection, data: bytes, outcome: str, now: float,
+              linger: bool = True) -> None:
+        """Count and send one reply; every reply (errors included) goes into the histogram."""
         m = self.metrics
         m.requests_total += 1
         if outcome != "ok":
             m.errors[outcome] += 1
-        if timed:
-            m.observe(now - conn.started)
+        seconds = now - conn.started
+        m.observe(seconds)
         if self._debug:
             self.log.log("request", peer=conn.peer(), outcome=outcome,
-                         duration_ms=(now - conn.started) * 1000 if timed else 0.0)
-        conn.send(data)
+                         duration_ms=seconds * 1000)
+        conn.send(data, linger)
 
     def closed(self, conn: Connection) -> None:
         if conn.state != CLOSED:
@@ -319,7 +323,7 @@ class Server:
 
     def _idle(self, conn: Connection) -> None:
         if conn.state == READING:
-            self.fail(conn, "idle-timeout", timed=False)
+            self.fail(conn, "idle-timeout")
 
     def _linger_over(self, conn: Connection) -> None:
         if conn.state == LINGER:
@@ -333,7 +337,10 @@ class Server:
             self._deadline_reached()  # a second signal: do not wait any longer
             return
         self.shutting_down = True
-        self.log.log("shutdown_started", signal=signal_name, in_flight=self.active)
+        waiting = [w for w in self.coalescer.waiting()
+                   if isinstance(w, Connection) and w.state == WAITING]
+        in_flight = len(self.reading) + len(waiting)
+        self.log.log("shutdown_started", signal=signal_name, in_flight=in_flight)
         self._deadline = self.loop.call_later(self.cfg.shutdown_timeout, self._deadline_reached)
         self._close_listener()
         if self.active == 0 and not self.finished.done():
@@ -344,11 +351,11 @@ class Server:
             self._deadline.cancel()
             self._deadline = None
         for conn in list(self.reading.items):
-            self.fail(conn, "shutting-down", timed=False)
+            self.fail(conn, "shutting-down")
         for waiter in self.coalescer.waiting():
             if isinstance(waiter, Connection) and waiter.state == WAITING:
                 self.reply(waiter, _ERROR_LINES["shutting-down"], "shutting-down",
-                           time.monotonic(), True)
+                           time.monotonic())
         self.loop.call_later(DRAIN_AFTER_DEADLINE, self._abort_all)
 
     def _abort_all(self) -> None:
