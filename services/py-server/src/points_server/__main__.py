@@ -79,12 +79,15 @@ class App:
         if self.updater is not None:
             self.updater.stop()  # it releases the lock now: another replica may take over
 
-    def alive(self) -> bool:
-        threads: list[threading.Thread] = [self.reader]
-        if self.updater is not None:
-            threads.append(self.updater)
-        loop_ok = time.monotonic() - self.heartbeat < STALL_SECONDS
-        return loop_ok and all(t.is_alive() for t in threads)
+    def health_problem(self) -> str:
+        """What stopped running ("" while the event loop ticks and the threads live)."""
+        if time.monotonic() - self.heartbeat > STALL_SECONDS:
+            return "event loop stalled"
+        threads: list[threading.Thread | None] = [self.reader, self.updater]
+        for thread in threads:
+            if thread is not None and not thread.is_alive():
+                return f"{thread.name} thread stopped"
+        return ""
 
     def ready(self) -> bool:
         return self.reader.up and not self.server.shutting_down
@@ -97,7 +100,7 @@ class App:
             return self._cannot_start(f"cannot listen on {cfg.server_host}:{cfg.server_port}", exc)
         if cfg.health_port:
             try:
-                self.health = HealthServer(cfg.health_host, cfg.health_port, self.alive,
+                self.health = HealthServer(cfg.health_host, cfg.health_port, self.health_problem,
                                            self.ready, lambda: render(self.registry))
             except OSError as exc:
                 listener.close()

@@ -1,8 +1,9 @@
 """Health and metrics over HTTP on HEALTH_PORT (design.md section 4), in its own thread.
 
-``/healthz`` 200 while the server's loops run, ``/readyz`` 200 while the reader's database
-session works (503 otherwise, and from the start of a shutdown), ``/metrics`` the Prometheus
-text format 0.0.4, anything else 404. One request per connection, ``Connection: close``.
+``/healthz`` 200 while the server's loops run (503 naming the stalled part otherwise),
+``/readyz`` 200 while the reader's database session works (503 otherwise, and from the start of
+a shutdown), ``/metrics`` the Prometheus text format 0.0.4, anything else 404 (405 for methods
+other than GET and HEAD). One request per connection, ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class HealthServer:
-    def __init__(self, host: str, port: int, alive: Callable[[], bool],
+    def __init__(self, host: str, port: int, problem: Callable[[], str],
                  ready: Callable[[], bool], metrics: Callable[[], bytes]) -> None:
+        """problem() names what stalled ("" when healthy); ready() is /readyz."""
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                     flags=socket.AI_PASSIVE)[0][0]
-        handler = _make_handler(alive, ready, metrics)
+        handler = _make_handler(problem, ready, metrics)
         server_class = type("HealthHTTPServer", (_HTTPServer,), {"address_family": family})
         self.httpd: ThreadingHTTPServer = server_class((host, port), handler)
         self.port: int = self.httpd.server_address[1]
@@ -49,7 +51,7 @@ class HealthServer:
         self.httpd.server_close()
 
 
-def _make_handler(alive: Callable[[], bool], ready: Callable[[], bool],
+def _make_handler(problem: Callable[[], str], ready: Callable[[], bool],
                   metrics: Callable[[], bytes]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
@@ -63,11 +65,17 @@ def _make_handler(alive: Callable[[], bool], ready: Callable[[], bool],
         def do_HEAD(self) -> None:
             self._answer(head=True)
 
+        def _not_allowed(self) -> None:
+            self._send(405, TEXT, b"method not allowed\n", head=False)
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+
         def _answer(self, head: bool) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":
-                ok = alive()
-                self._send(200 if ok else 503, TEXT, b"ok\n" if ok else b"not ok\n", head)
+                why = problem()
+                body = f"{why}\n".encode() if why else b"ok\n"
+                self._send(503 if why else 200, TEXT, body, head)
             elif path == "/readyz":
                 ok = ready()
                 self._send(200 if ok else 503, TEXT, b"ready\n" if ok else b"not ready\n", head)
