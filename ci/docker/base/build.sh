@@ -16,7 +16,7 @@
 # trust that CA; images users build from the official base do not.
 #
 # Cache: the image is tagged pointsmesh-ci/debian:bookworm-slim-<hash>, where <hash> covers this
-# script and the CA files; it is rebuilt only when one of them changes. The tag
+# script (comment lines aside) and the CA files; it is rebuilt only when one of them changes. The tag
 # debian:bookworm-slim is then pointed at it unless a real (non-CI) image already holds that name.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,7 +36,7 @@ if [ -d /usr/local/share/ca-certificates ]; then
 fi
 hash=$(
     {
-        cat "$here/build.sh"
+        grep -v '^[[:space:]]*#' "$here/build.sh"   # comments do not change the recipe
         printf '%s %s %s\n' "$suite" "$mirror" "$security_mirror"
         for f in "${ca_files[@]}"; do printf '%s\n' "${f##*/}"; cat "$f"; done
     } | sha256sum | cut -c1-12
@@ -143,10 +143,12 @@ say "applying $suite-updates and $suite-security"
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
     DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 "$@"; }
 mount -t proc proc "$root/proc"
-in_root apt-get update -qq
-in_root apt-get -y -qq -o Dpkg::Options::=--force-confdef dist-upgrade >/dev/null
-in_root apt-get -y -qq --purge autoremove >/dev/null
-in_root apt-get clean
+if ! { in_root apt-get update -qq &&
+    in_root apt-get -y -qq -o Dpkg::Options::=--force-confdef dist-upgrade &&
+    in_root apt-get -y -qq --purge autoremove && in_root apt-get clean; } >"$work/apt.log" 2>&1; then
+    tail -n 30 "$work/apt.log" >&2
+    exit 1
+fi
 umount "$root/proc"
 
 # Slim: drop what the dpkg excludes keep out from now on.
