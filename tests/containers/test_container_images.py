@@ -4,6 +4,7 @@ and the Compose file and the database init script are sound."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def ref(name: str) -> str:
 
 
 def test_compose_file_is_rendered_and_valid(stack_files: Stack) -> None:
-    run([str(REPO / ".venv/bin/python"), "-m", "pointsmesh.render", "--check"])
+    run([sys.executable, "-m", "pointsmesh.render", "--check"])
     services = stack_files.compose("config", "--services").stdout.split()
     assert len(services) == 1 + 4 * len({line for line in services if line.startswith("c-server-")})
     assert "database" in services
