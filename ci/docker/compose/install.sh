@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI: make `docker compose` (Compose v2, the CLI plugin users run) available on this machine.
 #
-#   ci/docker/compose/install.sh        # no-op when `docker compose` already answers
+#   ci/docker/compose/install.sh        # no-op when `docker compose` >= 2.24.4 already answers
 #
 # When the plugin is missing it is built from source fetched through the Go module proxy
 # (module github.com/docker/compose/v2 at $COMPOSE_VERSION, built in its own module directory so
@@ -16,9 +16,15 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/pointsmesh/compose/$version
 
 say() { printf '[ci-compose] %s\n' "$*" >&2; }
 
+# The oldest Compose that reads everything the project and its tests use (`!override`).
+minimum=2.24.4
 if [ -z "${COMPOSE_FORCE:-}" ] && have=$(docker compose version --short 2>/dev/null); then
-    say "docker compose $have is available"
-    exit 0
+    have=${have#v}
+    if [ "$(printf '%s\n%s\n' "$minimum" "$have" | sort -V | head -n1)" = "$minimum" ]; then
+        say "docker compose $have is available"
+        exit 0
+    fi
+    say "docker compose $have is older than $minimum: installing $version"
 fi
 
 if [ ! -x "$cache/docker-compose" ]; then
