@@ -145,6 +145,8 @@ enum pts_log_event_id {
     PTS_EV_SHUTDOWN_STARTED,
     PTS_EV_STOPPED,
     PTS_EV_CONFIG_ERROR,
+    PTS_EV_START_FAILED,
+    PTS_EV_INTERNAL_ERROR,
     PTS_EV_COUNT
 };
 extern const struct pts_log_event pts_log_events[PTS_EV_COUNT];

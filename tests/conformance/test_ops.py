@@ -249,3 +249,18 @@ def test_c_and_python_expose_identical_metric_metadata(make_server):
             if line.startswith(("# HELP points_", "# TYPE points_"))
         })
     assert texts[0] == texts[1], texts[0] ^ texts[1]
+
+
+def test_taken_port_is_start_failed_exit_1(kind, db):
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        env = {**base_env(), **db.env(), "SERVER_HOST": "127.0.0.1", "SERVER_PORT": str(port),
+               "HEALTH_PORT": "0", "UPDATE_INTERVAL": "0"}
+        res = subprocess.run(server_command(kind), capture_output=True, text=True, timeout=30,
+                             env=env)
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert '"event":"start_failed"' in res.stdout.replace(" ", ""), res.stdout
+    assert res.stderr.strip()

@@ -43,7 +43,7 @@ static void raise_nofile_limit(void)
 
 static void fatal(struct app *a, const char *err)
 {
-    LOG_EV(&a->log, PTS_EV_CONFIG_ERROR, LV_S(err));
+    LOG_EV(&a->log, PTS_EV_START_FAILED, LV_S(err));
     fprintf(stderr, "c-server: %s\n", err);
 }
 

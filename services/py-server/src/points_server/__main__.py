@@ -107,6 +107,7 @@ class App:
                 return self._cannot_start(
                     f"cannot listen on {cfg.health_host}:{cfg.health_port}", exc)
         asyncio.set_event_loop(self.loop)
+        self.loop.set_exception_handler(self._on_loop_error)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig.name)
         self.reader.start()
@@ -138,9 +139,16 @@ class App:
         if self.health is not None:
             self.health.stop()
 
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        """An exception nothing else caught (a bug): one internal_error line, keep serving."""
+        exc = context.get("exception")
+        error = f"{type(exc).__name__}: {exc}" if exc is not None else "no exception"
+        self.log.log("internal_error", where=str(context.get("message", "event loop")),
+                     error=error)
+
     def _cannot_start(self, what: str, exc: OSError) -> int:
         message = f"{what}: {exc.strerror or exc}"
-        self.log.log("config_error", error=message)
+        self.log.log("start_failed", error=message)
         print(f"python-server: {message}", file=sys.stderr)
         self.loop.close()
         return 1
