@@ -310,10 +310,12 @@ def sql_literal(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def render_seed(members: tuple[Member, ...]) -> str:
+def render_seed(members: tuple[Member, ...], time_zone: str = "+08:00") -> str:
     lines = [
         "-- Generated from roster.yaml by `make render`. Do not edit.",
         "-- One row per roster server; idempotent, and an existing row keeps its points.",
+        "-- Stamped in the servers' default session time zone (DB_TIMEZONE).",
+        f"SET time_zone = {sql_literal(time_zone)};",
         "USE project_db;",
         "",
     ]
@@ -396,6 +398,10 @@ def render_reference(p: Protocol) -> str:
     return "\n".join(lines)
 
 
+def _default(p: Protocol, env: str) -> str:
+    return next(s.default for s in p.server_settings if s.env == env)
+
+
 def targets() -> dict[Path, Callable[[], str]]:
     """Every rendered file and the function that produces its text."""
     p = load_protocol()
@@ -405,7 +411,7 @@ def targets() -> dict[Path, Callable[[], str]]:
         ROOT / "protocol/points_protocol.c": lambda: render_c_source(p),
         ROOT / "services/py-server/src/points_server/protocol.py": lambda: render_py_server(p),
         ROOT / "clients/py-client/src/points_client/protocol.py": lambda: render_py_client(p),
-        ROOT / "sql/02-seed.sql": lambda: render_seed(members),
+        ROOT / "sql/02-seed.sql": lambda: render_seed(members, _default(p, "DB_TIMEZONE")),
         ROOT / "docs/reference.md": lambda: render_reference(p),
     }
     for extra in EXTRA_TARGETS:
