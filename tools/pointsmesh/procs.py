@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ROOT
-from .devdb import free_port
+from .devdb import free_port, terminate
 
 C_SERVER = {
     "c": ROOT / "services/c-server/build/c-server",
@@ -214,15 +213,9 @@ class ServerProc:
         """SIGTERM and wait; returns the exit status (SIGKILL after timeout: raises)."""
         if self.proc is None:
             return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self._reap()
-                raise TimeoutError(f"{self.name} ignored SIGTERM for {timeout} s") from None
+        if not terminate(self.proc, timeout):
+            self._reap()
+            raise TimeoutError(f"{self.name} ignored SIGTERM for {timeout} s")
         return self._reap()
 
     def kill(self) -> None:
