@@ -72,11 +72,13 @@ write_kubeconfig() {
 # One DNS query (A kubernetes.default.svc.cluster.local) to the kube-dns Service, sent from the
 # node with bash's /dev/udp: proves CoreDNS answers through the Service VIP (kube-proxy) without
 # any image or tool beyond the node's bash. Prints the answer count; fails on no answer.
+# (printf alone would send two datagrams: stdio flushes at the 0x0a length byte.)
 dns_probe() {
     local ip=$1
     docker exec "$NODE" timeout 5 bash -c '
         exec 3<>/dev/udp/'"$ip"'/53
-        printf "\x4b\x41\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x0akubernetes\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01" >&3
+        printf "\x4b\x41\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x0akubernetes\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01" \
+            | dd bs=512 count=1 iflag=fullblock 2>/dev/null >&3   # one write = one datagram
         reply=$(timeout 3 dd bs=512 count=1 <&3 2>/dev/null | od -An -tx1 -v | tr -s " \n" " ")
         set -- $reply
         [ "$1$2" = 4b41 ] || exit 1                       # our query id
