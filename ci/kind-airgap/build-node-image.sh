@@ -166,7 +166,7 @@ img_base() { # kind's base files + node packages (node/base.Dockerfile)
     cp -r "$kinddir/images/base/files" "$ctx/kind"
     cp -r "$KA_DIR/node" "$ctx/node"
     chmod -R u+w "$ctx"
-    ka_nice docker build -q --build-arg "DEBIAN_IMAGE=$IMG_debian" --build-arg "PAUSE_TAG=$PAUSE_TAG" \
+    ka_nice docker build -q --force-rm --build-arg "DEBIAN_IMAGE=$IMG_debian" --build-arg "PAUSE_TAG=$PAUSE_TAG" \
         -f "$ctx/node/base.Dockerfile" -t "$ref" "$ctx" >/dev/null
     rm -rf "$ctx"
 }
@@ -195,7 +195,7 @@ img_kube_proxy() {
     local ctx
     ctx=$(mktemp -d "$KA_CACHE/work/proxy-ctx.XXXXXX")
     cp "$BIN_k8s/kube-proxy" "$KA_DIR/node/kube-proxy.Dockerfile" "$ctx/"
-    ka_nice docker build -q --build-arg "DEBIAN_IMAGE=$IMG_debian" -f "$ctx/kube-proxy.Dockerfile" -t "$1" "$ctx" >/dev/null
+    ka_nice docker build -q --force-rm --build-arg "DEBIAN_IMAGE=$IMG_debian" -f "$ctx/kube-proxy.Dockerfile" -t "$1" "$ctx" >/dev/null
     rm -rf "$ctx"
 }
 
