@@ -20,6 +20,9 @@ set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 mkdir -p "$KA_CACHE/bin" "$KA_CACHE/work"
+# One build at a time per cache (two `cluster.sh up` at once share the work directory).
+exec 9>"$KA_CACHE/.build.lock"
+flock -w 7200 9 || ka_die "another build holds $KA_CACHE/.build.lock"
 STAGE_TIMES=()
 
 # ---------------------------------------------------------------- stage runner (Go outputs)
@@ -271,6 +274,10 @@ build_all() {
         local t0; t0=$(date +%s)
         build_node "$NODE_IMAGE"
         STAGE_TIMES+=("img-node=$(( $(date +%s) - t0 ))s")
+        # Node images of older recipes are ~0.7 GB each and never used again: drop them
+        # (one in use by a cluster stays; `prune` also drops older intermediate images).
+        docker images --format '{{.Repository}}:{{.Tag}}' "$KA_IMAGE_REPO/kind-node" | grep -vx "$NODE_IMAGE" \
+            | xargs -r docker rmi >/dev/null 2>&1 || true
     fi
     cat >"$KA_CACHE/env" <<EOF
 KIND=$BIN_kind/kind
