@@ -46,7 +46,9 @@ def _web(image: str, text: str) -> list[dict]:
     ]
 
 
-def _job(name: str, image: str, args: list[str]) -> dict:
+def _job(name: str, image: str, args: list[str], volumes: dict[str, str] | None = None) -> dict:
+    """A one-pod Job running the smoke image; volumes maps PVC name -> mount path."""
+    volumes = volumes or {}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -62,7 +64,13 @@ def _job(name: str, image: str, args: list[str]) -> dict:
                         "image": image,
                         "imagePullPolicy": "Never",
                         "args": args,
+                        "volumeMounts": [{"name": c, "mountPath": p} for c, p in volumes.items()],
                     }],
+                    "volumes": [{"name": c, "persistentVolumeClaim": {"claimName": c}}
+                                for c in volumes],
+                    # kind's default StorageClass (kubernetes.io/host-path) makes root-owned
+                    # 0755 directories and ignores fsGroup: writers must run as root.
+                    **({"securityContext": {"runAsUser": 0}} if volumes else {}),
                 },
             },
         },
@@ -111,6 +119,21 @@ def test_service_dns_name_and_job_logs(cluster: Cluster, namespace: str,
     assert f"{WEB} {vip}\n" in logs
     assert f"{fqdn} {vip}\n" in logs
     assert f"{text} (pod {WEB}-" in logs
+
+
+def test_default_storage_class_keeps_data_across_pods(cluster: Cluster, namespace: str,
+                                                     smoke_image: str) -> None:
+    cluster.apply({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "16Mi"}}},
+    }, namespace)
+    cluster.apply(_job("writer", smoke_image, ["write", "/data/note", namespace],
+                       {"data": "/data"}), namespace)
+    cluster.wait_job("writer", namespace)
+    cluster.apply(_job("reader", smoke_image, ["cat", "/data/note"], {"data": "/data"}), namespace)
+    assert cluster.wait_job("reader", namespace) == f"{namespace}\n"
 
 
 def test_python_client_talks_to_the_cluster(cluster: Cluster, namespace: str) -> None:

@@ -6,6 +6,8 @@
 //	smoke lookup NAME...                      print "NAME IP..." for each name
 //	smoke get URL                             print the body of GET URL
 //	smoke sleep SECONDS
+//	smoke write FILE TEXT                     write TEXT and a newline to FILE
+//	smoke cat FILE...                         print files
 //	smoke CMD ARGS... + CMD ARGS...           run several commands in order (no shell needed)
 //
 // lookup and get retry for up to -retry (default 30s): a Service can take a moment to be
@@ -59,6 +61,20 @@ func run(cmd string, args []string) error {
 		return get(args)
 	case "sleep":
 		return sleep(args)
+	case "write":
+		if len(args) != 2 {
+			return fmt.Errorf("write needs FILE TEXT")
+		}
+		return os.WriteFile(args[0], []byte(args[1]+"\n"), 0o644)
+	case "cat":
+		for _, f := range args {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			os.Stdout.Write(b)
+		}
+		return nil
 	}
 	usage()
 	return nil
