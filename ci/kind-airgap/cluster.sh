@@ -142,15 +142,19 @@ networking:
 nodes:
   - role: control-plane
 EOF
-    ka_log "creating cluster $KA_CLUSTER from $NODE_IMAGE"
-    "$KIND" create cluster --name "$KA_CLUSTER" --image "$NODE_IMAGE" --config "$cfg" \
-        --wait "${READY_TIMEOUT}s" --retain >&2 || {
+    local attempt
+    for attempt in 1 2; do
+        ka_log "creating cluster $KA_CLUSTER from $NODE_IMAGE (attempt $attempt)"
+        if "$KIND" create cluster --name "$KA_CLUSTER" --image "$NODE_IMAGE" --config "$cfg" \
+            --wait "${READY_TIMEOUT}s" --retain >&2; then
+            break
+        fi
         ka_log "kind create cluster failed; node logs follow"
         docker logs "$NODE" 2>&1 | tail -40 >&2 || true
         docker exec "$NODE" journalctl --no-pager -u kubelet -u containerd 2>/dev/null | tail -60 >&2 || true
         "$KIND" delete cluster --name "$KA_CLUSTER" >/dev/null 2>&1 || true
-        ka_die "kind create cluster failed"
-    }
+        [ "$attempt" -lt 2 ] || ka_die "kind create cluster failed twice"
+    done
     write_kubeconfig
     wait_ready
     ka_log "cluster ready: image $((t1 - t0))s, cluster $(( $(date +%s) - t1 ))s, total $(( $(date +%s) - t0 ))s"
