@@ -11,10 +11,11 @@
 #
 # Layout of the result (see README.md):
 #   Go binaries          $KA_CACHE/bin/<component>-<key>/
-#   docker images        points-mesh/kind-debian:<suite>-<key>      debootstrap --variant=minbase
-#                        points-mesh/kind-base:<suite>-<key>        + kind's base files + node packages
-#                        points-mesh/kind-<component>:<tag>-<key>   control-plane images (scratch/debian)
+#   docker images        points-mesh/kind-debian:<key>              debootstrap --variant=minbase
+#                        points-mesh/kind-base:<key>                + kind's base files + node packages
+#                        points-mesh/kind-<component>:<key>         control-plane images (scratch/debian)
 #                        points-mesh/kind-node:<k8s>-<recipe hash>  final node image, images preloaded
+#   (<key>: hash of the stage's recipe and inputs; the kubeadm names are given only inside the node)
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
