@@ -1,10 +1,12 @@
-"""The points protocol on asyncio: one :class:`Connection` (an ``asyncio.Protocol``) per client
+"""The points protocol on an asyncio event loop: one :class:`Connection` per client
 (design.md sections 1 and 7).
 
-Cheap per connection: a non-blocking listener accepted directly into socket transports, bytes
-parsed in ``data_received``, no task or timer object per connection. Idle and linger deadlines
-share one timer each (:class:`DeadlineQueue`: every entry has the same duration, so insertion
-order is deadline order). Replies come from the :class:`~points_server.reader.Coalescer`.
+Cheap per connection: a non-blocking listener and raw non-blocking sockets watched with the
+public ``loop.add_reader``/``add_writer`` (no transport, no task, no timer object per
+connection); the request is read right after accept, since it has often arrived. Idle and
+linger deadlines share one timer each (:class:`DeadlineQueue`: every entry has the same
+duration, so insertion order is deadline order). Replies come from the
+:class:`~points_server.reader.Coalescer`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ DRAIN_AFTER_DEADLINE = 0.5  # linger allowed after the shutdown deadline's error
 BUSY_EXTRA = 64  # server-busy connections that may linger beyond MAX_CONNECTIONS; more are
 # answered and closed at once, so a connection flood cannot pile up lingering sockets
 
-READING, WAITING, LINGER, CLOSED = range(4)
+READING, WAITING, LINGER, CLOSING, CLOSED = range(5)
+RECV_BYTES = 65536
 _ERROR_LINES: dict[str, bytes] = {code: spec.line for code, spec in ERRORS.items()}
 
 
@@ -75,29 +78,55 @@ class DeadlineQueue:
             self._timer = None
 
 
-class Connection(asyncio.Protocol):
-    """One client: READING -> WAITING -> LINGER -> CLOSED (or READING -> error -> LINGER)."""
+class Connection:
+    """One client on a raw non-blocking socket watched with ``loop.add_reader``:
+    READING -> WAITING -> LINGER -> CLOSED (or READING -> error -> LINGER).
 
-    __slots__ = ("buf", "eof", "grace", "srv", "started", "state", "transport")
+    No asyncio transport: the reply is one short line written with one ``send`` into an empty
+    socket buffer, so the transport machinery (name lookups, TCP_NODELAY, several callbacks per
+    connection) would only cost CPU. A short write still works: the rest goes out on
+    ``add_writer``.
+    """
 
-    def __init__(self, srv: Server) -> None:
+    __slots__ = ("address", "buf", "eof", "fd", "grace", "out", "sock", "srv", "started",
+                 "state", "watching", "writing")
+
+    def __init__(self, srv: Server, sock: socket.socket, address: Any) -> None:
         self.srv = srv
-        self.transport: Any = None
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.address = address
         self.buf = b""
         self.state = READING
         self.eof = False
         self.started = 0.0  # when the request was complete (or its error decided)
         self.grace: asyncio.TimerHandle | None = None
+        self.out = b""
+        self.watching = False
+        self.writing = False
 
-    # -- asyncio callbacks -----------------------------------------------------------------
+    # -- socket events ---------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        self.srv.opened(self)
+    def readable(self) -> None:
+        """Input (or EOF, or an error) is there; also called once right after accept, since
+        the request has often arrived already."""
+        try:
+            data = self.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            self._watch()
+            return
+        except OSError:  # reset by the peer
+            self.close()
+            return
+        if not data:
+            self._on_eof()
+        elif self.state == READING:
+            self._on_data(data)
+            if self.state in (READING, WAITING):
+                self._watch()  # more of the line, or the peer's EOF while waiting
+        # WAITING: bytes after the request are ignored; LINGER: discarded.
 
-    def data_received(self, data: bytes) -> None:
-        if self.state != READING:
-            return  # WAITING: bytes after the request are ignored; LINGER: discarded
+    def _on_data(self, data: bytes) -> None:
         if self.buf:
             data = self.buf + data
         elif data == REQUEST_LINE:  # the common case, in one segment
@@ -116,21 +145,30 @@ class Connection(asyncio.Protocol):
         else:
             self.srv.fail(self, verdict.value)
 
-    def eof_received(self) -> bool:
+    def _on_eof(self) -> None:
         self.eof = True
+        self._unwatch()  # an EOF stays readable: stop watching or the loop spins
         if self.state == READING:
             verdict = scan_eof(self.buf)
             if verdict is Verdict.EMPTY:
-                return False  # connect then close: nothing to say
-            if verdict is Verdict.REQUEST:
-                self.srv.request(self)
+                self.close()  # connect then close: nothing to say
+            elif verdict is Verdict.REQUEST:
+                self.srv.request(self)  # answered later; the write side is still open
             else:
                 self.srv.fail(self, verdict.value)
-            return self.state == WAITING  # keep the write side open for the reply
-        return self.state == WAITING
+        elif self.state == LINGER:
+            self.close()
+        # WAITING: the reply is written when the read finishes, then the socket is closed.
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.srv.closed(self)
+    def _watch(self) -> None:
+        if not self.watching and self.state != CLOSED and not self.eof:
+            self.srv.loop.add_reader(self.fd, self.readable)
+            self.watching = True
+
+    def _unwatch(self) -> None:
+        if self.watching:
+            self.srv.loop.remove_reader(self.fd)
+            self.watching = False
 
     # -- used by the server and the coalescer ----------------------------------------------
 
@@ -144,15 +182,41 @@ class Connection(asyncio.Protocol):
     def send(self, data: bytes, linger: bool = True) -> None:
         """Write the one reply, then FIN and linger (or close when the peer already left)."""
         self.cancel_grace()
-        transport = self.transport
-        transport.write(data)
-        if self.eof or not linger:
-            self.state = CLOSED
-            transport.close()
-        else:
-            self.state = LINGER
-            transport.write_eof()
-            self.srv.lingering.add(self, self.srv.loop.time())
+        self.state = LINGER if linger else CLOSING
+        self.out = data
+        self._flush()
+
+    def _flush(self) -> None:
+        try:
+            sent = self.sock.send(self.out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the peer is gone (EPIPE, ECONNRESET)
+            self.close()
+            return
+        self.out = self.out[sent:]
+        if self.out:  # rare: the peer's window is full; finish when writable, bounded
+            if not self.writing:
+                self.srv.loop.add_writer(self.fd, self._flush)
+                self.writing = True
+                self.srv.lingering.add(self, self.srv.loop.time())
+            return
+        if self.writing:
+            self.srv.loop.remove_writer(self.fd)
+            self.writing = False
+        if self.eof or self.state == CLOSING:
+            self.close()
+            return
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close()
+            return
+        # Linger: read and discard until the peer closes, so unread input cannot turn the
+        # close into a reset that destroys the reply in flight.
+        self.srv.lingering.discard(self)
+        self.srv.lingering.add(self, self.srv.loop.time())
+        self._watch()
 
     def _grace_over(self) -> None:
         self.grace = None
@@ -164,8 +228,20 @@ class Connection(asyncio.Protocol):
             self.grace.cancel()
             self.grace = None
 
+    def close(self) -> None:
+        if self.state == CLOSED:
+            return
+        self.cancel_grace()
+        self._unwatch()
+        if self.writing:
+            self.srv.loop.remove_writer(self.fd)
+            self.writing = False
+        self.state = CLOSED
+        self.sock.close()
+        self.srv.closed(self)
+
     def peer(self) -> str:
-        name = self.transport.get_extra_info("peername") if self.transport else None
+        name = self.address
         if isinstance(name, tuple) and len(name) >= 2:
             host = f"[{name[0]}]" if ":" in str(name[0]) else str(name[0])
             return f"{host}:{name[1]}"
@@ -188,7 +264,6 @@ class Server:
         self.shutting_down = False
         self.finished: asyncio.Future[None] = loop.create_future()
         self._listener: socket.socket | None = None
-        self._fallback_server: asyncio.AbstractServer | None = None
         self._accept_paused = False
         self._deadline: asyncio.TimerHandle | None = None
         self._debug = log.enabled("request")
@@ -212,21 +287,13 @@ class Server:
         return sock
 
     async def start(self, sock: socket.socket) -> None:
-        if hasattr(self.loop, "_make_socket_transport"):
-            # Accept straight into socket transports: no task and no future per connection
-            # (what create_server costs), about 15 % less CPU per request.
-            self._listener = sock
-            self.loop.add_reader(sock.fileno(), self._accept)
-        else:  # an event loop without selector internals: the public, slower path
-            self._fallback_server = await self.loop.create_server(
-                lambda: Connection(self), sock=sock, backlog=self.cfg.listen_backlog
-            )
+        self._listener = sock
+        self.loop.add_reader(sock.fileno(), self._accept)
 
     def _accept(self) -> None:
         sock = self._listener
         if sock is None:
             return
-        make_transport = self.loop._make_socket_transport  # type: ignore[attr-defined]
         for _ in range(ACCEPT_BATCH):
             try:
                 client, address = sock.accept()
@@ -239,11 +306,10 @@ class Server:
                     # Out of descriptors: leave the clients in the backlog and retry shortly.
                     self._pause_accepting()
                 return
-            try:
-                client.setblocking(False)
-                make_transport(client, Connection(self), extra={"peername": address})
-            except OSError:  # reset before we got to it (setsockopt, getsockname)
-                client.close()
+            client.setblocking(False)
+            conn = Connection(self, client, address)
+            if self.opened(conn):
+                conn.readable()  # the request is often there already
 
     def _pause_accepting(self) -> None:
         if self._listener is None or self._accept_paused:
@@ -258,9 +324,6 @@ class Server:
             self.loop.add_reader(self._listener.fileno(), self._accept)
 
     def _close_listener(self) -> None:
-        if self._fallback_server is not None:
-            self._fallback_server.close()
-            self._fallback_server = None
         if self._listener is not None:
             if not self._accept_paused:
                 self.loop.remove_reader(self._listener.fileno())
@@ -269,7 +332,8 @@ class Server:
 
     # -- connection events -----------------------------------------------------------------
 
-    def opened(self, conn: Connection) -> None:
+    def opened(self, conn: Connection) -> bool:
+        """Count a new connection; False when it was answered server-busy instead."""
         m = self.metrics
         m.connections_total += 1
         m.connections_active += 1
@@ -277,8 +341,9 @@ class Server:
         if self.active > self.cfg.max_connections:
             self.fail(conn, "server-busy",
                       linger=self.active <= self.cfg.max_connections + BUSY_EXTRA)
-        else:
-            self.reading.add(conn, self.loop.time())
+            return False
+        self.reading.add(conn, self.loop.time())
+        return True
 
     def request(self, conn: Connection) -> None:
         """conn holds a complete, valid request: wait for a read."""
@@ -311,9 +376,7 @@ class Server:
         conn.send(data, linger)
 
     def closed(self, conn: Connection) -> None:
-        if conn.state != CLOSED:
-            conn.state = CLOSED
-            conn.cancel_grace()
+        """conn has closed its socket (called once per connection)."""
         self.reading.discard(conn)
         self.lingering.discard(conn)
         self.active -= 1
@@ -326,8 +389,8 @@ class Server:
             self.fail(conn, "idle-timeout")
 
     def _linger_over(self, conn: Connection) -> None:
-        if conn.state == LINGER:
-            conn.transport.abort()
+        if conn.state in (LINGER, CLOSING):
+            conn.close()
 
     # -- shutdown (design.md section 7) ----------------------------------------------------
 
@@ -360,7 +423,7 @@ class Server:
 
     def _abort_all(self) -> None:
         for conn in list(self.lingering.items):
-            conn.transport.abort()
+            conn.close()
 
     def close(self) -> None:
         self._close_listener()
