@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,6 +251,27 @@ class DevDB:
         if res.returncode != 0:
             raise DevDBError(f"SQL failed: {res.stderr.strip()}\n--- statements ---\n{statements}")
         return res.stdout
+
+    @contextlib.contextmanager
+    def table_locked(self, table: str = "project_db.users") -> Iterator[None]:
+        """Hold LOCK TABLES <table> WRITE in a root session: other sessions' reads of the
+        table wait until the block ends (the lock is released when the session closes)."""
+        proc = subprocess.Popen(
+            [*self._client(), "--unbuffered"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(f"LOCK TABLES {table} WRITE; SELECT 'locked';\n")
+            proc.stdin.flush()
+            if proc.stdout.readline().strip() != "locked":
+                raise DevDBError(f"LOCK TABLES failed: {proc.stderr.read() if proc.stderr else ''}")
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                proc.stdin.write("UNLOCK TABLES;\n")
+                proc.stdin.close()
+            terminate(proc, 10)
 
     def load_schema(self) -> None:
         """Load sql/*.sql in order and create the application account."""
