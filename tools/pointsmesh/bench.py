@@ -54,6 +54,7 @@ LABELS = {"ref": "reference (no DB)", "c": "C server", "python": "Python server"
 TARGET_CONCURRENCY = 64
 MIN_SHARE = {"c": 0.70, "python": 0.40}  # of the reference's req/s
 MAX_P99_MS = 20.0
+STEAL_NOTE = 0.05  # a run with more CPU steal than this is flagged as noisy
 MAX_RSS_MB = {"c": 20.0, "python": 80.0}
 
 
@@ -81,6 +82,19 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15)
+
+
+def _steal_and_total() -> tuple[int, int] | None:
+    """(steal, total) jiffies of all CPUs from /proc/stat: time the hypervisor gave away."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    values = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    if len(values) < 8:
+        return None
+    return values[7], sum(values)
 
 
 def _port_open(port: int) -> bool:
@@ -164,6 +178,7 @@ class Row:
     replies: float | None = None
     server_cpu: float | None = None  # cores the server kept busy during the window
     db_cpu: float | None = None  # cores the database kept busy during the window
+    steal: float | None = None  # share of all CPU time the hypervisor took during the window
     rounds: list[dict] = field(default_factory=list)  # every round when --rounds > 1
 
     def to_json(self) -> dict:
@@ -178,6 +193,7 @@ class Row:
             "server_db_reads": self.db_reads,
             "server_cpu_cores": self.server_cpu,
             "db_cpu_cores": self.db_cpu,
+            "cpu_steal_share": self.steal,
             "rounds": self.rounds,
         }
 
@@ -325,12 +341,14 @@ class Bench:
         t = self.targets[kind]
         pid = t.pid
         cpu: dict[str, float | None] = {}
+        steal: dict[str, tuple[int, int] | None] = {}
 
         db_pid = self.db.proc.pid if self.db is not None and self.db.proc is not None else None
 
         def hook(phase: str) -> None:
             cpu[phase] = _cpu_seconds(pid) if pid is not None else None
             cpu["db-" + phase] = _cpu_seconds(db_pid) if db_pid is not None else None
+            steal[phase] = _steal_and_total()
 
         before = t.counters()
         res = run_load(t.port, c, self.duration, self.warmup, self.generators, self.timeout,
@@ -342,6 +360,9 @@ class Bench:
             row.server_cpu = (cpu["end"] - cpu["start"]) / self.duration  # type: ignore[operator]
         if cpu.get("db-start") is not None and cpu.get("db-end") is not None:
             row.db_cpu = (cpu["db-end"] - cpu["db-start"]) / self.duration  # type: ignore[operator]
+        s0, s1 = steal.get("start"), steal.get("end")
+        if s0 is not None and s1 is not None and s1[1] > s0[1]:
+            row.steal = (s1[0] - s0[0]) / (s1[1] - s0[1])
         if before and after:
             row.replies = after.get("points_requests_total", 0) - before.get(
                 "points_requests_total", 0)
@@ -387,7 +408,7 @@ class Bench:
     # -- reporting -------------------------------------------------------------------------
 
     HEADER = (f"{'server':<18} {'conc':>4} {'req/s':>8} {'% ref':>6} {'p50 ms':>7} "
-              f"{'p99 ms':>7} {'RSS MB':>7} {'CPU srv/db/gen':>15}  errors")
+              f"{'p99 ms':>7} {'RSS MB':>7} {'CPU srv/db/gen':>15} {'steal':>5}  errors")
 
     @staticmethod
     def format_row(r: Row) -> str:
@@ -397,9 +418,10 @@ class Bench:
         srv = f"{r.server_cpu:.2f}" if r.server_cpu is not None else "-"
         db = f"{r.db_cpu:.2f}" if r.db_cpu is not None else "-"
         cpu = f"{srv}/{db}/{res.generator_cpu:.2f}"
+        steal = f"{r.steal * 100:.0f}%" if r.steal is not None else "-"
         return (f"{LABELS[r.server]:<18} {res.concurrency:>4} {res.rps:>8,.0f} {share:>6} "
                 f"{_ms(res.p50_ms):>7} {_ms(res.p99_ms):>7} {r.rss_kib / 1024:>7.1f} "
-                f"{cpu:>15}  {errs}")
+                f"{cpu:>15} {steal:>5}  {errs}")
 
     def verdicts(self) -> list[Verdict]:
         out: list[Verdict] = []
@@ -446,7 +468,8 @@ class Bench:
         for r in self.rows:
             print(self.format_row(r))
         print("(CPU srv/db/gen: cores kept busy by the server, the database and the generator "
-              "processes during the measuring window)")
+              "processes during the measuring window; steal: share of the CPUs' time the "
+              "hypervisor took)")
         verdicts = self.verdicts()
         if verdicts:
             print()
@@ -461,6 +484,12 @@ class Bench:
                 f"the reference itself had p99 {_ms(ref.result.p99_ms)} ms at "
                 f"c={TARGET_CONCURRENCY}: latency here is dominated by the machine and the "
                 "generator, not by the servers")
+        stolen = [r for r in self.rows if r.steal is not None and r.steal > STEAL_NOTE]
+        if stolen:
+            worst = max(r.steal or 0.0 for r in stolen)
+            self.problems.append(
+                f"the hypervisor took more than {STEAL_NOTE:.0%} of the CPUs' time during "
+                f"{len(stolen)} run(s) (up to {worst:.0%}): those numbers understate the servers")
         for p in self.problems:
             print(f"  note: {p}")
         if load_before and load_before[0] > (os.cpu_count() or 1):
