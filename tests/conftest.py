@@ -15,7 +15,7 @@ import pytest
 
 from pointsmesh.devdb import DevDB
 from pointsmesh.procs import ServerProc
-from pointsmesh.spec import Protocol, load_protocol
+from pointsmesh.spec import Protocol, load_protocol, reply_regex
 
 SERVER_KINDS = ("c", "c-asan", "python")
 _counter = itertools.count()
@@ -87,7 +87,4 @@ def make_server(tmp_path: Path, db: DevDB) -> Iterator[ServerFactory]:
 
 def reply_pattern(protocol: Protocol, row: str) -> re.Pattern[bytes]:
     """The reply for row, points and timestamp as groups; use with fullmatch."""
-    body = re.escape(protocol.reply_format).replace(r"\{user\}", re.escape(row))
-    body = body.replace(r"\{points\}", r"(-?\d+)")
-    body = body.replace(r"\{last_update\}", r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
-    return re.compile(body.encode())
+    return re.compile(reply_regex(protocol.reply_format, row).encode())

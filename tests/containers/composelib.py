@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pointsmesh.spec import load_protocol, load_roster, servers
+from pointsmesh.spec import load_protocol, load_roster, reply_regex, servers
 
 REPO = Path(__file__).resolve().parents[2]
 CI_DOCKER = REPO / "ci" / "docker"
@@ -36,10 +36,7 @@ PROTOCOL = load_protocol()
 ROSTER = load_roster()
 SERVERS = servers(ROSTER)
 CLIENTS = [s.client for s in SERVERS]
-REPLY_RE = re.compile(
-    r"User: (?P<user>\S+), Points: (?P<points>\d+), "
-    r"Last Update: (?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\n"
-)
+REPLY_RE = re.compile(reply_regex(PROTOCOL.reply_format))
 assert REPLY_RE.fullmatch(PROTOCOL.reply("u", 1, "2026-01-01 00:00:00"))
 
 # Variables docker-compose.yml reads: never inherited from the caller's environment.

@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from pathlib import Path
 from . import ROOT
 from .devdb import DevDB, DevDBError, free_port
 from .loadgen import LoadResult, reply_regex, run_load
-from .procs import ServerProc, base_env, exchange
+from .procs import C_SERVER, ServerProc, base_env, exchange, mem_kib, port_open
 
 REFSERVER = ROOT / "bench/build/refserver"
 SEED_SERVER = ROOT / "bench/seed_server.py"
@@ -60,18 +59,6 @@ MAX_RSS_MB = {"c": 20.0, "python": 80.0}
 
 class BenchError(RuntimeError):
     """The benchmark itself could not run."""
-
-
-def _mem_kib(pid: int) -> tuple[int, int]:
-    """(VmRSS, VmHWM) of a process in KiB."""
-    rss = hwm = 0
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-            elif line.startswith("VmHWM:"):
-                hwm = int(line.split()[1])
-    return rss, hwm
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -95,14 +82,6 @@ def _steal_and_total() -> tuple[int, int] | None:
     if len(values) < 8:
         return None
     return values[7], sum(values)
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _loadavg() -> list[float]:
@@ -136,7 +115,7 @@ class Target:
 
     def mem_kib(self) -> tuple[int, int]:
         pid = self.pid
-        return _mem_kib(pid) if pid is not None and self.alive() else (0, 0)
+        return mem_kib(pid) if pid is not None and self.alive() else (0, 0)
 
     def counters(self) -> dict[str, float]:
         """points_requests_total and points_db_reads_total from /metrics (empty if none)."""
@@ -233,19 +212,24 @@ class Bench:
         if res.returncode != 0 or not REFSERVER.exists():
             raise BenchError(f"cannot build bench/refserver:\n{res.stdout}{res.stderr}")
 
+    def start_plain(self, kind: str, cmd: list[str], env: dict[str, str] | None,
+                    port: int, timeout: float) -> None:
+        """A server without health port (the reference, the seed design): up when it listens."""
+        log_path = self.base / f"{kind}-server.log"
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT)
+        self.targets[kind] = Target(kind, port=port, proc=proc)
+        deadline = time.monotonic() + timeout
+        while not port_open(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"the {LABELS[kind]} did not start; see {log_path}")
+            time.sleep(0.05)
+
     def start_ref(self) -> None:
         self.build_refserver()
         port = free_port()
-        log = open(self.base / "refserver.log", "ab")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen([str(REFSERVER), str(port), "127.0.0.1"],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self.targets["ref"] = Target("ref", port=port, proc=proc)
-        deadline = time.monotonic() + 10
-        while not _port_open(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"refserver did not start; see {self.base / 'refserver.log'}")
-            time.sleep(0.05)
+        self.start_plain("ref", [str(REFSERVER), str(port), "127.0.0.1"], None, port, 10)
 
     def start_seed(self) -> None:
         """The seed's one-client-at-a-time Python server (bench/seed_server.py)."""
@@ -253,31 +237,16 @@ class Bench:
         port = free_port()
         env = {**base_env(), **self.db.env(), "SERVER_HOST": "127.0.0.1",
                "SERVER_PORT": str(port), "SERVER_USER": ROWS["seed"]}
-        log = open(self.base / "seed-server.log", "ab")  # noqa: SIM115 - owned by the process
-        proc = subprocess.Popen([sys.executable, str(SEED_SERVER)], env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        self.targets["seed"] = Target("seed", port=port, proc=proc)
-        deadline = time.monotonic() + 30
-        while not _port_open(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise BenchError(f"the seed server did not start; see {self.base}/seed-server.log")
-            time.sleep(0.05)
+        self.start_plain("seed", [sys.executable, str(SEED_SERVER)], env, port, 30)
 
     def start_db(self) -> None:
-        """A private MariaDB; a second try in a fresh directory if the first install fails
-        (concurrent installs on one machine can collide in the shared temporary directory)."""
         print("starting a private MariaDB ...", flush=True)
-        for attempt in (1, 2):
-            db = DevDB(self.base / f"db{attempt}")
-            try:
-                self.db = db.start()
-                return
-            except DevDBError as exc:
-                db.kill()
-                if attempt == 2:
-                    raise BenchError(f"cannot start the private MariaDB: {exc}") from exc
-                print("  the database did not start; trying once more", flush=True)
+        db = DevDB(self.base / "db")
+        try:
+            self.db = db.start()
+        except DevDBError as exc:
+            db.kill()
+            raise BenchError(f"cannot start the private MariaDB: {exc}") from exc
 
     def start_server(self, kind: str) -> None:
         assert self.db is not None
@@ -294,7 +263,7 @@ class Bench:
     def available(self, kind: str) -> str | None:
         """None when the server can be started, else why not."""
         if kind == "c":
-            path = ROOT / "services/c-server/build/c-server"
+            path = C_SERVER["c"]
             return None if path.exists() else f"{path.relative_to(ROOT)} is not built"
         if kind == "python":
             res = subprocess.run([sys.executable, "-c", "import points_server"],

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from .spec import load_protocol
+from .spec import reply_regex as spec_reply_regex
 
 READ_CAP = 4096
 START_GRACE = 0.2  # seconds between "all workers ready" and the first request
@@ -40,15 +41,7 @@ START_GRACE = 0.2  # seconds between "all workers ready" and the first request
 def reply_regex(reply_format: str | None = None) -> str:
     """A regex (text) matching exactly one reply line, built from protocol.toml's format."""
     fmt = reply_format if reply_format is not None else load_protocol().reply_format
-    fields = {
-        "user": r"[^\r\n,]{1,50}",
-        "points": r"-?[0-9]{1,20}",
-        "last_update": r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}",
-    }
-    parts = re.split(r"\{(\w+)\}", fmt)
-    return "".join(
-        re.escape(p) if i % 2 == 0 else fields.get(p, r"[^\r\n]+") for i, p in enumerate(parts)
-    )
+    return spec_reply_regex(fmt)
 
 
 def request_bytes() -> bytes:

@@ -64,6 +64,27 @@ def language(kind: str) -> str:
     return "python" if kind == "python" else "c"
 
 
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def mem_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) of a process in KiB; zeros when it is gone."""
+    rss = hwm = 0
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return rss, hwm
+
+
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "SERVER_", "TARGET_"))}
     env.update(SANITIZER_ENV)
@@ -156,19 +177,12 @@ class ServerProc:
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited early:\n{self.log_text()[-3000:]}")
-            if what == "listening" and self._port_open():
+            if what == "listening" and port_open(self.port):
                 return
             if what == "ready" and self._ready():
                 return
             time.sleep(0.05)
         raise TimeoutError(f"{self.name} not {what} after {timeout} s:\n{self.log_text()[-3000:]}")
-
-    def _port_open(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
 
     def _ready(self) -> bool:
         try:
@@ -200,10 +214,7 @@ class ServerProc:
 
     def rss_kib(self) -> int:
         assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
+        return mem_kib(self.proc.pid)[0]
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None

@@ -78,8 +78,37 @@ class Protocol:
                 return e
         raise KeyError(code)
 
+    def default(self, env: str) -> str:
+        """The default value of a server or client setting."""
+        for s in self.server_settings + self.client_settings:
+            if s.env == env:
+                return s.default
+        raise KeyError(env)
+
     def reply(self, user: str, points: int, last_update: str) -> str:
         return self.reply_format.format(user=user, points=points, last_update=last_update)
+
+
+REPLY_FIELD_RE = {
+    "user": r"[^\r\n,]{1,50}",
+    "points": r"-?[0-9]{1,20}",
+    "last_update": r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}",
+}
+
+
+def reply_regex(reply_format: str, user: str | None = None) -> str:
+    """A regex (text, for fullmatch) of one reply line of reply_format, with the named groups
+    user, points and last_update; with user given, that row literally (and no user group)."""
+    out = []
+    for i, part in enumerate(re.split(r"\{(\w+)\}", reply_format)):
+        if i % 2 == 0:
+            out.append(re.escape(part))
+        elif part == "user" and user is not None:
+            out.append(re.escape(user))
+        else:
+            field_re = REPLY_FIELD_RE.get(part, r"[^\r\n]+")
+            out.append(f"(?P<{part}>{field_re})")
+    return "".join(out)
 
 
 def load_protocol(path: Path = PROTOCOL_FILE) -> Protocol:
