@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import ROOT
+from .render_compose import compose_targets
 from .spec import Member, Protocol, load_protocol, load_roster
 
 HEADER = "Generated from protocol/protocol.toml by `make render`. Do not edit."
@@ -398,10 +399,6 @@ def render_reference(p: Protocol) -> str:
     return "\n".join(lines)
 
 
-def _default(p: Protocol, env: str) -> str:
-    return next(s.default for s in p.server_settings if s.env == env)
-
-
 def targets() -> dict[Path, Callable[[], str]]:
     """Every rendered file and the function that produces its text."""
     p = load_protocol()
@@ -411,34 +408,17 @@ def targets() -> dict[Path, Callable[[], str]]:
         ROOT / "protocol/points_protocol.c": lambda: render_c_source(p),
         ROOT / "services/py-server/src/points_server/protocol.py": lambda: render_py_server(p),
         ROOT / "clients/py-client/src/points_client/protocol.py": lambda: render_py_client(p),
-        ROOT / "sql/02-seed.sql": lambda: render_seed(members, _default(p, "DB_TIMEZONE")),
+        ROOT / "sql/02-seed.sql": lambda: render_seed(members, p.default("DB_TIMEZONE")),
         ROOT / "docs/reference.md": lambda: render_reference(p),
+        **compose_targets(),
     }
-    for extra in EXTRA_TARGETS:
-        out.update(extra())
     return out
-
-
-# Other modules (e.g. the Compose renderer) register more targets here.
-EXTRA_TARGETS: list[Callable[[], dict[Path, Callable[[], str]]]] = []
-
-
-def _load_extras() -> None:
-    import importlib
-
-    for mod in ("pointsmesh.render_compose",):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--check", action="store_true", help="only compare; exit 1 on drift")
     args = ap.parse_args(argv)
-    _load_extras()
     drift = []
     for path, make in targets().items():
         text = make()

@@ -1,6 +1,6 @@
 """Render docker-compose.yml from roster.yaml (and VERSION, protocol.toml defaults).
 
-Registered with pointsmesh.render, so `make render` writes the file and
+One of pointsmesh.render's targets, so `make render` writes the file and
 `python -m pointsmesh.render --check` reports drift. Everything that is the same for several
 services is written once as an `x-*` extension field and merged with YAML anchors; the per-member
 services only name their row, port and target.
@@ -8,12 +8,10 @@ services only name their row, port and target.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from . import ROOT
-from .render import EXTRA_TARGETS
 from .spec import Member, Protocol, load_protocol, load_roster
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -25,13 +23,6 @@ IMAGES = {
     "c-client": "clients/c-client/Dockerfile",
     "python-client": "clients/py-client/Dockerfile",
 }
-
-
-def _default(p: Protocol, env: str) -> str:
-    for s in p.server_settings + p.client_settings:
-        if s.env == env:
-            return s.default
-    raise KeyError(env)
 
 
 def posix_tz(offset: str) -> str:
@@ -58,7 +49,7 @@ def _required(env: str) -> str:
 
 
 def render_compose(members: tuple[Member, ...], p: Protocol, version: str) -> str:
-    tz = _default(p, "DB_TIMEZONE")
+    tz = p.default("DB_TIMEZONE")
     first = members[0].name
     out: list[str] = []
     w = out.append
@@ -90,13 +81,13 @@ def render_compose(members: tuple[Member, ...], p: Protocol, version: str) -> st
     w("x-server-env: &server-env")
     w("  DB_HOST: database")
     w('  DB_PORT: "3306"')
-    w(f"  DB_NAME: {_default(p, 'DB_NAME')}")
-    w(f"  DB_USER: ${{APP_DB_USER:-{_default(p, 'DB_USER')}}}")
+    w(f"  DB_NAME: {p.default('DB_NAME')}")
+    w(f"  DB_USER: ${{APP_DB_USER:-{p.default('DB_USER')}}}")
     w(f"  DB_PASS: {_required('APP_DB_PASSWORD')}")
     w(f"  DB_TIMEZONE: {_q('${DB_TIMEZONE:-' + tz + '}')}")
-    w(f"  UPDATE_INTERVAL: {_q('${UPDATE_INTERVAL:-' + _default(p, 'UPDATE_INTERVAL') + '}')}")
-    w(f"  HEALTH_PORT: {_q(_default(p, 'HEALTH_PORT'))}")
-    w(f"  LOG_LEVEL: ${{LOG_LEVEL:-{_default(p, 'LOG_LEVEL')}}}")
+    w(f"  UPDATE_INTERVAL: {_q('${UPDATE_INTERVAL:-' + p.default('UPDATE_INTERVAL') + '}')}")
+    w(f"  HEALTH_PORT: {_q(p.default('HEALTH_PORT'))}")
+    w(f"  LOG_LEVEL: ${{LOG_LEVEL:-{p.default('LOG_LEVEL')}}}")
     w("")
     w("# A server starts once the database is healthy, is healthy itself when /readyz answers 200")
     w("# (the image's HEALTHCHECK), and is restarted when it dies.")
@@ -115,7 +106,7 @@ def render_compose(members: tuple[Member, ...], p: Protocol, version: str) -> st
     w("")
     w("x-client-env: &client-env")
     for env in ("CLIENT_RETRIES", "CLIENT_RETRY_DELAY", "CLIENT_RETRY_MAX_DELAY", "CLIENT_TIMEOUT"):
-        w(f"  {env}: {_q('${' + env + ':-' + _default(p, env) + '}')}")
+        w(f"  {env}: {_q('${' + env + ':-' + p.default(env) + '}')}")
     w("")
     w("# A client asks its server once, prints the reply line and exits (0 on success).")
     w("x-client: &client")
@@ -145,7 +136,7 @@ def render_compose(members: tuple[Member, ...], p: Protocol, version: str) -> st
     w(f"    command: [{_q('--default-time-zone=${DB_TIMEZONE:-' + tz + '}')}]")
     w("    environment:")
     w(f"      MYSQL_ROOT_PASSWORD: {_required('MYSQL_ROOT_PASSWORD')}")
-    w(f"      APP_DB_USER: ${{APP_DB_USER:-{_default(p, 'DB_USER')}}}")
+    w(f"      APP_DB_USER: ${{APP_DB_USER:-{p.default('DB_USER')}}}")
     w(f"      APP_DB_PASSWORD: {_required('APP_DB_PASSWORD')}")
     w("      # The database's own clock in DB_TIMEZONE (POSIX form, sign inverted), so that the")
     w("      # seeded rows carry that wall time too.")
@@ -203,17 +194,3 @@ def compose_targets() -> dict[Path, Callable[[], str]]:
     p = load_protocol()
     members = load_roster()
     return {COMPOSE_FILE: lambda: render_compose(members, p, version)}
-
-
-def _register() -> None:
-    EXTRA_TARGETS.append(compose_targets)
-    # `python -m pointsmesh.render` runs render.py as __main__, a second module object with its
-    # own EXTRA_TARGETS: register there too.
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    extra = getattr(main, "EXTRA_TARGETS", None)
-    if spec is not None and spec.name == "pointsmesh.render" and extra is not EXTRA_TARGETS:
-        extra.append(compose_targets)
-
-
-_register()
