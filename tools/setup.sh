@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything `make demo`, `make test` and `make bench` need on a Debian/Ubuntu machine:
-#   - system packages (C compiler, make, pkg-config, MariaDB server + client + C headers,
-#     python3-venv): installed with apt-get when running as root, after saying so; otherwise the
+#   - system packages (C compiler, make, pkg-config, valgrind, MariaDB server + client + C
+#     headers, python3-venv): installed with apt-get when running as root, after saying so; otherwise the
 #     exact command to run is printed;
 #   - a Python virtual environment in .venv with the project's packages (editable) and test tools;
 #   - the C server and client, normal and ASan+UBSan builds.
@@ -18,6 +18,7 @@ need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need_cmd gcc gcc
 need_cmd make make
 need_cmd pkg-config pkg-config
+need_cmd valgrind valgrind  # the C client's leak test (tests/integration/test_clients.py)
 if ! pkg-config --exists libmariadb 2>/dev/null && ! pkg-config --exists mysqlclient 2>/dev/null; then
     missing+=(libmariadb-dev)
 fi
