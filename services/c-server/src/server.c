@@ -97,10 +97,10 @@ static void conn_release(struct server *s, struct conn *c)
     if (close(c->fd) < 0 && errno != EINTR) {
         /* EBADF would be a bug; nothing else can be done about EIO on a socket. */
     }
-    c->fd = -1;
+    c->fd = -1; /* marks it closed: later events of this turn for it are ignored */
     s->nconns--;
     atomic_fetch_sub_explicit(&s->m->connections_active, 1, memory_order_relaxed);
-    conn_free(s, c);
+    dlist_push_back(&s->dead, &c->link);
     if (s->accept_paused)
         resume_accept(s);
 }
@@ -307,6 +307,8 @@ static void conn_read(struct server *s, struct conn *c)
 static void on_conn_event(struct server *s, struct conn *c, uint32_t events)
 {
     const uint32_t input = EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP;
+    if (c->fd < 0)
+        return; /* closed earlier in this turn (e.g. answered by a finished read) */
     switch (c->state) {
     case CS_READING:
         if (events & input) /* not the bare "writable" edge that follows every accept */
@@ -494,6 +496,16 @@ static void run_again(struct server *s)
     }
 }
 
+/* Recycle the connections closed during this turn. */
+static void free_dead(struct server *s)
+{
+    while (!dlist_empty(&s->dead)) {
+        struct conn *c = link_conn(s->dead.next);
+        dlist_remove(&c->link);
+        conn_free(s, c);
+    }
+}
+
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 static int next_timeout(struct server *s, int64_t now)
@@ -521,6 +533,7 @@ int server_run(struct server *s)
         int64_t now = mono_ns();
         atomic_store_explicit(&s->m->loop_heartbeat_ns, now, memory_order_relaxed);
         run_timers(s, now);
+        free_dead(s);
         if (s->stopping && s->nconns == 0)
             return 0;
         int n = epoll_wait(s->epfd, evs, MAX_EVENTS, next_timeout(s, now));
@@ -547,6 +560,7 @@ int server_run(struct server *s)
             }
         }
         run_again(s);
+        free_dead(s);
     }
 }
 
@@ -571,6 +585,7 @@ int server_init(struct server *s, const struct config *cfg, struct logger *log, 
     dlist_init(&s->pending);
     dlist_init(&s->batch);
     dlist_init(&s->free_list);
+    dlist_init(&s->dead);
     s->idle_ns = secs_to_ns(cfg->idle_timeout);
     s->grace_ns = secs_to_ns(cfg->request_grace);
     s->staleness_ns = secs_to_ns(cfg->max_staleness);
@@ -629,6 +644,7 @@ void server_destroy(struct server *s)
     release_list(s, &s->pending);
     release_list(s, &s->batch);
     release_list(s, &s->linger);
+    free_dead(s);
     while (!dlist_empty(&s->free_list)) {
         struct conn *c = link_conn(s->free_list.next);
         dlist_remove(&c->link);

@@ -28,6 +28,9 @@ struct server {
     int epfd, listen_fd, sig_fd;
     struct ev_tag listen_tag, sig_tag, reader_tag;
     struct dlist idle, grace, linger, again, pending, batch, free_list;
+    /* Closed this loop turn; recycled only after the turn, since events for them may still
+     * be pending in the batch epoll_wait returned. */
+    struct dlist dead;
     size_t nconns, nfree;
     int read_in_flight;
     int accept_paused;
