@@ -1,6 +1,7 @@
--- Generated from roster.yaml by `make render`. Do not edit.
--- One row per roster server; idempotent, and an existing row keeps its points.
--- Stamped in the servers' default session time zone (DB_TIMEZONE).
+-- Seed rows: two per roster member, idempotent (an existing row keeps its points).
+-- Rendered from the roster by `make render` (sql/02-seed.sql) and by the Helm chart (its
+-- database init ConfigMap, from .Values.members). Do not edit.
+-- Stamped in the servers' session time zone (DB_TIMEZONE).
 SET time_zone = '+08:00';
 USE project_db;
 

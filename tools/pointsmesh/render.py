@@ -14,7 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import ROOT
+from .render_chart import chart_targets
 from .render_compose import compose_targets
+from .render_k8s import k8s_targets
 from .spec import Member, Protocol, load_protocol, load_roster
 
 HEADER = "Generated from protocol/protocol.toml by `make render`. Do not edit."
@@ -312,10 +314,13 @@ def sql_literal(s: str) -> str:
 
 
 def render_seed(members: tuple[Member, ...], time_zone: str = "+08:00") -> str:
+    # The Helm chart renders the same text from its values (templates/_helpers.tpl,
+    # points-mesh.seedSql); tests/chart checks that both agree byte for byte.
     lines = [
-        "-- Generated from roster.yaml by `make render`. Do not edit.",
-        "-- One row per roster server; idempotent, and an existing row keeps its points.",
-        "-- Stamped in the servers' default session time zone (DB_TIMEZONE).",
+        "-- Seed rows: two per roster member, idempotent (an existing row keeps its points).",
+        "-- Rendered from the roster by `make render` (sql/02-seed.sql) and by the Helm chart (its",
+        "-- database init ConfigMap, from .Values.members). Do not edit.",
+        "-- Stamped in the servers' session time zone (DB_TIMEZONE).",
         f"SET time_zone = {sql_literal(time_zone)};",
         "USE project_db;",
         "",
@@ -411,6 +416,8 @@ def targets() -> dict[Path, Callable[[], str]]:
         ROOT / "sql/02-seed.sql": lambda: render_seed(members, p.default("DB_TIMEZONE")),
         ROOT / "docs/reference.md": lambda: render_reference(p),
         **compose_targets(),
+        **chart_targets(),
+        **k8s_targets(),
     }
     return out
 

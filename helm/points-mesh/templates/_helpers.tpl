@@ -1,0 +1,208 @@
+{{/*
+Names and labels of the points-mesh chart.
+
+Roster objects keep the names of the SPEC (c-server-akmal, python-server-akmal, client-akmal),
+so clients and people reach a server by its plain DNS name; the release's own objects (database,
+secret, policies) are prefixed with the release name. Two releases therefore need two namespaces.
+*/}}
+
+{{- define "points-mesh.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Prefix of the release's own objects: "<release>" ("points" -> points-database). */}}
+{{- define "points-mesh.fullname" -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "points-mesh.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels common to every pod of the release. */}}
+{{- define "points-mesh.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "points-mesh.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "points-mesh.labels" -}}
+helm.sh/chart: {{ include "points-mesh.chart" . }}
+{{ include "points-mesh.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: points-mesh
+{{- end -}}
+
+{{/*
+The servers of the roster, as a list of dicts: member, language (c|python), name, client
+container, row, port, image key. Call: include "points-mesh.servers" . | fromYamlArray
+*/}}
+{{- define "points-mesh.servers" -}}
+{{- range .Values.members }}
+- member: {{ .name }}
+  language: c
+  name: c-server-{{ .name }}
+  client: c-client
+  row: c_user-{{ .name }}
+  port: {{ .cPort }}
+  image: cServer
+  clientImage: cClient
+- member: {{ .name }}
+  language: python
+  name: python-server-{{ .name }}
+  client: python-client
+  row: python_user-{{ .name }}
+  port: {{ .pythonPort }}
+  image: pythonServer
+  clientImage: pythonClient
+{{- end }}
+{{- end -}}
+
+{{/* Labels of one server's pods. Param: dict "root" $ "server" $server */}}
+{{- define "points-mesh.serverSelectorLabels" -}}
+{{ include "points-mesh.selectorLabels" .root }}
+app.kubernetes.io/component: server
+points-mesh.io/server: {{ .server.name }}
+{{- end -}}
+
+{{- define "points-mesh.serverLabels" -}}
+{{ include "points-mesh.labels" .root }}
+app.kubernetes.io/component: server
+points-mesh.io/server: {{ .server.name }}
+points-mesh.io/member: {{ .server.member }}
+points-mesh.io/language: {{ .server.language }}
+{{- end -}}
+
+{{/* An image reference. Param: dict "root" $ "key" "cServer" */}}
+{{- define "points-mesh.image" -}}
+{{- $img := .root.Values.image -}}
+{{- printf "%s%s:%s" $img.registry (index $img .key) (default .root.Chart.AppVersion $img.tag) -}}
+{{- end -}}
+
+{{- define "points-mesh.imagePullSecrets" -}}
+{{- with .Values.image.pullSecrets -}}
+imagePullSecrets:
+{{- range . }}
+  - name: {{ . }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The database: host, port, names, and the Secret holding the app account's password. */}}
+{{- define "points-mesh.database.fullname" -}}
+{{- printf "%s-database" (include "points-mesh.fullname" .) -}}
+{{- end -}}
+
+{{- define "points-mesh.database.host" -}}
+{{- if .Values.database.enabled -}}
+{{- include "points-mesh.database.fullname" . -}}
+{{- else -}}
+{{- required "externalDatabase.host is required when database.enabled=false" .Values.externalDatabase.host -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "points-mesh.database.port" -}}
+{{- if .Values.database.enabled }}{{ .Values.database.port }}{{ else }}{{ .Values.externalDatabase.port }}{{ end -}}
+{{- end -}}
+
+{{- define "points-mesh.database.name" -}}
+{{- if .Values.database.enabled }}{{ .Values.database.name }}{{ else }}{{ .Values.externalDatabase.name }}{{ end -}}
+{{- end -}}
+
+{{- define "points-mesh.database.username" -}}
+{{- if .Values.database.enabled }}{{ .Values.database.username }}{{ else }}{{ .Values.externalDatabase.username }}{{ end -}}
+{{- end -}}
+
+{{- define "points-mesh.database.secretName" -}}
+{{- if .Values.database.enabled -}}
+{{- default (include "points-mesh.database.fullname" .) .Values.database.existingSecret -}}
+{{- else -}}
+{{- default (include "points-mesh.database.fullname" .) .Values.externalDatabase.existingSecret -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "points-mesh.database.secretPasswordKey" -}}
+{{- if .Values.database.enabled -}}
+mysql-password
+{{- else if .Values.externalDatabase.existingSecret -}}
+{{- .Values.externalDatabase.existingSecretPasswordKey -}}
+{{- else -}}
+mysql-password
+{{- end -}}
+{{- end -}}
+
+{{/* Does the chart make the Secret itself? */}}
+{{- define "points-mesh.database.createSecret" -}}
+{{- if .Values.database.enabled -}}
+{{- if not .Values.database.existingSecret }}true{{ end -}}
+{{- else if not .Values.externalDatabase.existingSecret -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+A password that survives upgrades: the value already in the live Secret (lookup), else a new
+random one. Under `helm template` and --dry-run lookup returns nothing, so a new one is shown.
+Param: dict "root" $ "key" "mysql-password"
+*/}}
+{{- define "points-mesh.database.password" -}}
+{{- $name := include "points-mesh.database.secretName" .root -}}
+{{- $live := lookup "v1" "Secret" .root.Release.Namespace $name -}}
+{{- if and $live $live.data (hasKey $live.data .key) -}}
+{{- index $live.data .key -}}
+{{- else -}}
+{{- randAlphaNum 24 | b64enc -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pod security context shared by the servers, clients and test pod. */}}
+{{- define "points-mesh.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "points-mesh.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{/* Environment of a client container. Param: dict "root" $ "server" $server */}}
+{{- define "points-mesh.clientEnv" -}}
+- name: TARGET_HOST
+  value: {{ .server.name | quote }}
+- name: TARGET_PORT
+  value: {{ .server.port | quote }}
+- name: CLIENT_RETRIES
+  value: {{ .root.Values.clients.retries | quote }}
+- name: CLIENT_RETRY_DELAY
+  value: {{ .root.Values.clients.retryDelay | quote }}
+- name: CLIENT_RETRY_MAX_DELAY
+  value: {{ .root.Values.clients.retryMaxDelay | quote }}
+- name: CLIENT_TIMEOUT
+  value: {{ .root.Values.clients.timeout | quote }}
+{{- end -}}
+
+{{/*
+The seed rows of .Values.members: the same SQL, byte for byte, as sql/02-seed.sql, which
+`make render` writes from roster.yaml (tests/chart checks that the two agree).
+*/}}
+{{- define "points-mesh.seedSql" -}}
+-- Seed rows: two per roster member, idempotent (an existing row keeps its points).
+-- Rendered from the roster by `make render` (sql/02-seed.sql) and by the Helm chart (its
+-- database init ConfigMap, from .Values.members). Do not edit.
+-- Stamped in the servers' session time zone (DB_TIMEZONE).
+SET time_zone = '{{ .Values.servers.timezone }}';
+USE project_db;
+
+{{ range .Values.members -}}
+INSERT INTO users (user, points, datetime_stamp) VALUES ('c_user-{{ .name }}', 0, NOW()) ON DUPLICATE KEY UPDATE user = user;
+INSERT INTO users (user, points, datetime_stamp) VALUES ('python_user-{{ .name }}', 0, NOW()) ON DUPLICATE KEY UPDATE user = user;
+{{ end -}}
+{{- end -}}

@@ -1,0 +1,91 @@
+"""Render the plain manifests k8s/points-mesh.generated.yaml from the Helm chart.
+
+One of pointsmesh.render's targets (so `make render` writes it and the test suite fails on
+drift): `helm template` of helm/points-mesh with its defaults, release name `points`, except
+that the database credentials come from the Secret that k8s/kustomization.yaml generates
+(database.existingSecret), so no password is rendered or committed. Then, for `kubectl apply`:
+  - the client Jobs lose their Helm hook annotations (they are plain Jobs here);
+  - Helm-only objects go: the pre-delete cleanup Jobs and the `helm test` pod;
+  - `metadata.namespace` goes (kubectl's namespace, or the kustomization's, applies), and so do
+    the labels that say Helm manages the objects.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import ROOT, charttools
+from .render_chart import CHART
+
+K8S_DIR = ROOT / "k8s"
+MANIFEST = K8S_DIR / "points-mesh.generated.yaml"
+RELEASE = "points"
+# The Secret k8s/kustomization.yaml's secretGenerator makes (keys mysql-root-password and
+# mysql-password, from k8s/database.env).
+SECRET = "points-database"
+HELM_ONLY_HOOKS = {"pre-delete", "test", "test-success"}
+
+
+def helm_template(*args: str) -> list[dict[str, Any]]:
+    """The objects `helm template RELEASE CHART ARGS...` renders (hooks included)."""
+    proc = subprocess.run(
+        [str(charttools.helm()), "template", RELEASE, str(CHART), *args],
+        capture_output=True, text=True, check=False, timeout=120,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"helm template failed:\n{proc.stderr}")
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def plain(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """OBJ as a plain manifest, or None for a Helm-only object."""
+    meta = obj.setdefault("metadata", {})
+    annotations = meta.get("annotations") or {}
+    hooks = {h.strip() for h in annotations.get("helm.sh/hook", "").split(",") if h.strip()}
+    if hooks and hooks <= HELM_ONLY_HOOKS:
+        return None
+    for key in [k for k in annotations if k.startswith("helm.sh/")]:
+        del annotations[key]
+    if not annotations:
+        meta.pop("annotations", None)
+    meta.pop("namespace", None)
+    labels = meta.get("labels") or {}
+    labels.pop("helm.sh/chart", None)
+    if labels.get("app.kubernetes.io/managed-by") == "Helm":
+        labels["app.kubernetes.io/managed-by"] = "kustomize"
+    return obj
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (scripts, SQL) as literal blocks, so the file reads like the chart."""
+
+
+def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def render_manifest() -> str:
+    objs = helm_template("--set", f"database.existingSecret={SECRET}")
+    out = [p for p in (plain(o) for o in objs) if p is not None]
+    head = (
+        "# Generated from helm/points-mesh (its defaults, release `points`) by `make render`\n"
+        "# (tools/pointsmesh/render_k8s.py). Do not edit: change the chart and re-render.\n"
+        "# Apply with `kubectl apply -k k8s/` (see k8s/README.md).\n"
+    )
+    docs = yaml.dump_all(
+        out, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100
+    )
+    return head + "---\n" + docs
+
+
+def k8s_targets() -> dict[Path, Callable[[], str]]:
+    return {MANIFEST: render_manifest}
