@@ -1,6 +1,7 @@
 # Single entry point. `make setup` once, then `make demo` / `make test` / `make bench`.
 # Layers: unit + conformance + integration (`make test`), containers (`make test-containers`),
-# cluster (`make test-cluster`); `make ci` runs them all, as .ci/run does.
+# cluster smoke (`make test-cluster`), chart e2e (`make test-e2e`); `make ci` runs them all, as
+# .ci/run does.
 
 VENV   ?= .venv
 PYTHON ?= $(VENV)/bin/python
@@ -8,16 +9,18 @@ PYTEST ?= $(PYTHON) -m pytest
 export PYTHONDONTWRITEBYTECODE = 1
 
 .PHONY: help setup build render check-render lint test test-c-units demo bench \
-        test-containers cluster cluster-delete test-cluster ci clean
+        test-containers cluster cluster-delete test-cluster test-e2e k8s-demo ci clean
 
 help:
 	@echo "make setup            install prerequisites (apt-get when root), .venv, build C"
 	@echo "make demo             private database + all six servers + all six clients"
-	@echo "make test             lint, render drift check, unit, conformance, integration"
+	@echo "make test             lint, render drift check, unit, chart, conformance, integration"
 	@echo "make bench            load-test each server against a no-database reference"
 	@echo "make render           re-render files derived from protocol.toml and roster.yaml"
 	@echo "make test-containers  images + docker compose (needs a Docker engine)"
 	@echo "make test-cluster     kind cluster smoke test (needs a Docker engine)"
+	@echo "make test-e2e         the Helm chart and k8s/ on a cluster: pytest tests/e2e"
+	@echo "make k8s-demo         the Helm chart on a cluster (current context, else kind), clients twice"
 
 setup:
 	tools/setup.sh
@@ -36,7 +39,7 @@ lint: check-render
 	$(PYTHON) -m ruff check --output-format concise .
 
 test: build lint
-	$(PYTEST) tests/unit tests/conformance tests/integration
+	$(PYTEST) tests/unit tests/chart tests/conformance tests/integration
 
 demo: build
 	$(PYTHON) -m pointsmesh.demo
@@ -54,11 +57,23 @@ cluster:
 cluster-delete:
 	ci/kind-airgap/cluster.sh down
 
+# The cluster counterpart of `make demo`; K8S_DEMO_ARGS e.g. "--uninstall" or
+# "--image-registry registry.example.com/team" (see `python -m pointsmesh.k8sdemo --help`).
+k8s-demo:
+	$(PYTHON) -m pointsmesh.k8sdemo $(K8S_DEMO_ARGS)
+
 test-cluster:
 	ci/docker/start-dockerd.sh
 	$(PYTEST) tests/cluster
 
-ci: setup test test-containers test-cluster
+# The current kube context if one answers, else the project's kind cluster (POINTS_MESH_CLUSTER
+# =kind|current forces the choice); images are built, loaded (kind) or pushed
+# (POINTS_MESH_IMAGE_REGISTRY).
+test-e2e:
+	ci/docker/start-dockerd.sh
+	$(PYTEST) tests/e2e
+
+ci: setup test test-containers test-cluster test-e2e
 
 clean:
 	$(MAKE) -C services/c-server clean

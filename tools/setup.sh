@@ -4,8 +4,11 @@
 #     headers, python3-venv): installed with apt-get when running as root, after saying so; otherwise the
 #     exact command to run is printed;
 #   - a Python virtual environment in .venv with the project's packages (editable) and test tools;
-#   - the C server and client, normal and ASan+UBSan builds.
-# Nothing else system-wide is touched: the database used by the demo and tests is a private one.
+#   - the C server and client, normal and ASan+UBSan builds;
+#   - the chart tools of tests/chart, helm and helm-unittest, built with Go (preinstalled in
+#     /usr/local/go) and cached in /var/cache/points-mesh (tools/install-chart-tools.sh).
+# Nothing else system-wide is touched (besides that build cache): the database used by the demo
+# and tests is a private one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,4 +66,6 @@ say "installing Python packages into $VENV"
 
 say "building the C server and client (normal and ASan+UBSan)"
 make -s build
+say "installing the chart tools (helm, helm-unittest; built once, then cached)"
+tools/install-chart-tools.sh "$VENV"
 say "ready: make demo | make test | make bench"

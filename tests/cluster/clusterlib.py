@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,3 +113,30 @@ class Cluster:
         from kubernetes import config  # imported here: only cluster suites need it
 
         return config.new_client_from_config(config_file=self.kubeconfig)
+
+
+def _cluster_sh(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return run(["bash", str(CLUSTER_SH), *args], timeout=timeout)
+
+
+def session_cluster(up_timeout: float) -> Iterator[Cluster]:
+    """Body of a session fixture (tests/cluster, tests/e2e): `cluster.sh up` (building the node
+    image when it is not cached, reusing a healthy cluster), yield the Cluster, and delete it
+    at the end if this session created it, unless POINTS_MESH_KEEP_CLUSTER=1."""
+    was_up = subprocess.run(["bash", str(CLUSTER_SH), "status"], capture_output=True,
+                            timeout=120, check=False).returncode == 0
+    t0 = time.monotonic()
+    up = _cluster_sh("up", timeout=up_timeout)
+    t_up = time.monotonic() - t0
+    env = parse_env(_cluster_sh("env", timeout=600).stdout)
+    c = Cluster(name=env["CLUSTER"], kind_bin=env["KIND"], kubectl_bin=env["KUBECTL"],
+                helm_bin=env["HELM"], kubeconfig=env["KUBECONFIG"], node=env["NODE"],
+                node_image=env["NODE_IMAGE"], k8s_version=env["K8S_VERSION"],
+                created_by_session=not was_up, timings={"up": t_up})
+    print(f"\n[cluster] {c.name} up in {t_up:.0f}s ({'created' if not was_up else 'reused'})"
+          f"\n{up.stderr.strip()[-1500:]}")
+    yield c
+    if c.created_by_session and os.environ.get("POINTS_MESH_KEEP_CLUSTER") != "1":
+        t0 = time.monotonic()
+        _cluster_sh("down", timeout=600)
+        print(f"\n[cluster] {c.name} deleted in {time.monotonic() - t0:.0f}s")

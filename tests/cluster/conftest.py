@@ -18,14 +18,12 @@ Helpers for suites (this smoke test, the e2e tests):
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clusterlib import CLUSTER_SH, KIND_AIRGAP, Cluster, parse_env, run
+from clusterlib import KIND_AIRGAP, Cluster, run, session_cluster
 
 # A cold node-image build (all Go modules compiled on 2 cores) takes most of an hour;
 # a cached `up` takes about a minute.
@@ -44,30 +42,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(TEST_TIMEOUT, func_only=True))
 
 
-def _cluster_sh(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return run(["bash", str(CLUSTER_SH), *args], timeout=timeout)
-
-
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     """The kind cluster, brought up once per session (building the node image if needed)."""
-    was_up = subprocess.run(["bash", str(CLUSTER_SH), "status"], capture_output=True,
-                            timeout=120, check=False).returncode == 0
-    t0 = time.monotonic()
-    up = _cluster_sh("up", timeout=UP_TIMEOUT)
-    t_up = time.monotonic() - t0
-    env = parse_env(_cluster_sh("env", timeout=600).stdout)
-    c = Cluster(name=env["CLUSTER"], kind_bin=env["KIND"], kubectl_bin=env["KUBECTL"],
-                helm_bin=env["HELM"], kubeconfig=env["KUBECONFIG"], node=env["NODE"],
-                node_image=env["NODE_IMAGE"], k8s_version=env["K8S_VERSION"],
-                created_by_session=not was_up, timings={"up": t_up})
-    print(f"\n[cluster] {c.name} up in {t_up:.0f}s ({'created' if not was_up else 'reused'})"
-          f"\n{up.stderr.strip()[-1500:]}")
-    yield c
-    if c.created_by_session and os.environ.get("POINTS_MESH_KEEP_CLUSTER") != "1":
-        t0 = time.monotonic()
-        _cluster_sh("down", timeout=600)
-        print(f"\n[cluster] {c.name} deleted in {time.monotonic() - t0:.0f}s")
+    yield from session_cluster(UP_TIMEOUT)
 
 
 @pytest.fixture

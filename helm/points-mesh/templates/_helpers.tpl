@@ -206,3 +206,27 @@ INSERT INTO users (user, points, datetime_stamp) VALUES ('c_user-{{ .name }}', 0
 INSERT INTO users (user, points, datetime_stamp) VALUES ('python_user-{{ .name }}', 0, NOW()) ON DUPLICATE KEY UPDATE user = user;
 {{ end -}}
 {{- end -}}
+
+{{/*
+Checks the schema cannot express: member names and ports unique, no server port equal to
+HEALTH_PORT (both listen in the same pod). Included by servers.yaml; renders nothing.
+*/}}
+{{- define "points-mesh.validate" -}}
+{{- $names := dict -}}
+{{- $ports := dict -}}
+{{- range .Values.members -}}
+{{- if hasKey $names .name -}}
+{{- fail (printf "members: the name %q appears twice" .name) -}}
+{{- end -}}
+{{- $_ := set $names .name true -}}
+{{- range $p := list .cPort .pythonPort -}}
+{{- if hasKey $ports (toString $p) -}}
+{{- fail (printf "members: port %v is used twice" $p) -}}
+{{- end -}}
+{{- if eq (int $p) (int $.Values.servers.healthPort) -}}
+{{- fail (printf "members: port %v is servers.healthPort, which every server pod also listens on" $p) -}}
+{{- end -}}
+{{- $_ := set $ports (toString $p) true -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

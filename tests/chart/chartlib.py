@@ -1,0 +1,306 @@
+"""Helpers of the chart tests: run helm, parse what it renders, walk pod templates, and
+evaluate NetworkPolicies against the labels of the rendered pods.
+
+No cluster is involved: everything here reads `helm template` output.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pointsmesh import ROOT, charttools
+
+CHART = ROOT / "helm" / "points-mesh"
+RELEASE = "points"
+NAMESPACE = "pm-chart-test"
+SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
+
+Obj = dict[str, Any]
+
+
+def kube_version() -> str:
+    """The cluster version ci/kind-airgap builds (K8S_VERSION of versions.env), e.g. 1.34.4."""
+    for line in (ROOT / "ci" / "kind-airgap" / "versions.env").read_text().splitlines():
+        if line.startswith("K8S_VERSION="):
+            return line.split("=", 1)[1].strip().lstrip("v")
+    raise AssertionError("no K8S_VERSION in ci/kind-airgap/versions.env")
+
+
+KUBE_VERSION = kube_version()
+KUBE_MINOR = ".".join(KUBE_VERSION.split(".")[:2])
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """A set of values the chart is checked with: the defaults or one ci/*-values.yaml."""
+
+    name: str
+    file: Path | None = None
+    extra_args: tuple[str, ...] = ()
+
+    def args(self) -> list[str]:
+        out = ["-f", str(self.file)] if self.file else []
+        return out + list(self.extra_args)
+
+    def values(self) -> dict[str, Any]:
+        """The effective values (defaults deep-merged with the file, lists replaced)."""
+        base = yaml.safe_load((CHART / "values.yaml").read_text())
+        if self.file:
+            deep_merge(base, yaml.safe_load(self.file.read_text()) or {})
+        return base
+
+
+# Every values file of ci/ and the arguments it needs. The ServiceMonitor template is emitted
+# only where the cluster serves the Prometheus Operator's API, so that set says it does.
+CI_VALUE_FILES: dict[str, tuple[str, ...]] = {
+    "replicas": (),
+    "external-database": (),
+    "no-network-policies": (),
+    "servicemonitor": ("--api-versions", SERVICE_MONITOR_API),
+    "dashboard": (),
+    "fourth-member": (),
+    "volume-permissions": (),
+}
+VALUE_SETS: tuple[ValueSet, ...] = (
+    ValueSet("defaults"),
+    *(ValueSet(name, CHART / "ci" / f"{name}-values.yaml", args)
+      for name, args in CI_VALUE_FILES.items()),
+)
+
+
+def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> None:
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            deep_merge(base[key], value)
+        else:
+            base[key] = value
+
+
+# ---------------------------------------------------------------- helm
+
+def helm(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    cmd = [str(charttools.helm()), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def template_cmd(*args: str) -> list[str]:
+    return ["template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+            "--kube-version", KUBE_VERSION, *args]
+
+
+def render(*args: str) -> list[Obj]:
+    """`helm template` of the chart (hooks and the test pod included), parsed."""
+    return parse(helm(*template_cmd(*args)).stdout)
+
+
+@functools.cache
+def _rendered(name: str) -> tuple[Obj, ...]:
+    vs = next(v for v in VALUE_SETS if v.name == name)
+    return tuple(render(*vs.args()))
+
+
+def rendered(name: str) -> list[Obj]:
+    """The objects of the named value set (rendered once per session)."""
+    return list(_rendered(name))
+
+
+def parse(text: str) -> list[Obj]:
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    for d in docs:
+        assert isinstance(d, dict) and "kind" in d and "metadata" in d, f"not an object: {d!r}"
+    return docs
+
+
+def find(objs: Sequence[Obj], kind: str, name: str | None = None) -> list[Obj]:
+    return [o for o in objs if o["kind"] == kind
+            and (name is None or o["metadata"]["name"] == name)]
+
+
+def one(objs: Sequence[Obj], kind: str, name: str) -> Obj:
+    found = find(objs, kind, name)
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def hook(obj: Obj) -> str:
+    return str(obj["metadata"].get("annotations", {}).get("helm.sh/hook", ""))
+
+
+def describe(obj: Obj) -> str:
+    h = hook(obj)
+    return f"{obj['kind']}/{obj['metadata']['name']}" + (f" (hook {h})" if h else "")
+
+
+# ---------------------------------------------------------------- pods
+
+POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job")
+LONG_RUNNING_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+
+
+@dataclass
+class PodTemplate:
+    owner: Obj
+    labels: dict[str, str]
+    spec: Obj
+
+    @property
+    def name(self) -> str:
+        return describe(self.owner)
+
+    def containers(self, init: bool = True) -> Iterator[tuple[str, Obj]]:
+        for key in (("initContainers", "containers") if init else ("containers",)):
+            for c in self.spec.get(key) or []:
+                yield key, c
+
+    def container_ports(self) -> dict[str, int]:
+        """Named container ports (name -> number)."""
+        return {p["name"]: p["containerPort"] for _, c in self.containers()
+                for p in c.get("ports") or [] if "name" in p}
+
+
+def pod_templates(objs: Sequence[Obj]) -> list[PodTemplate]:
+    out = []
+    for o in objs:
+        if o["kind"] == "Pod":
+            out.append(PodTemplate(o, dict(o["metadata"].get("labels") or {}), o["spec"]))
+        elif o["kind"] in POD_TEMPLATE_KINDS:
+            t = o["spec"]["template"]
+            out.append(PodTemplate(o, dict(t["metadata"].get("labels") or {}), t["spec"]))
+        elif o["kind"] == "CronJob":
+            t = o["spec"]["jobTemplate"]["spec"]["template"]
+            out.append(PodTemplate(o, dict(t["metadata"].get("labels") or {}), t["spec"]))
+    return out
+
+
+# ---------------------------------------------------------------- label selectors
+
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Kubernetes LabelSelector semantics: matchLabels and matchExpressions (In, NotIn, Exists,
+    DoesNotExist), all ANDed; an empty selector matches everything. (A null selector in a
+    NetworkPolicy peer means "not given", which callers handle before calling this.)"""
+    selector = selector or {}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In":
+            ok = key in labels and labels[key] in values
+        elif op == "NotIn":
+            ok = key not in labels or labels[key] not in values
+        elif op == "Exists":
+            ok = key in labels
+        elif op == "DoesNotExist":
+            ok = key not in labels
+        else:
+            raise ValueError(f"unknown selector operator {op!r}")
+        if not ok:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- NetworkPolicies
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A pod (its labels, namespace and named ports) or, with pod=False, an address outside
+    the cluster's pods."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    namespace: str = NAMESPACE
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    named_ports: Mapping[str, int] = field(default_factory=dict)
+    pod: bool = True
+
+
+def pod_endpoint(t: PodTemplate) -> Endpoint:
+    return Endpoint(t.name, t.labels, NAMESPACE, {"kubernetes.io/metadata.name": NAMESPACE},
+                    t.container_ports())
+
+
+def peer_matches(peer: Mapping[str, Any], policy_ns: str, other: Endpoint) -> bool:
+    """Does a NetworkPolicyPeer (from/to entry) match the endpoint? ipBlock peers match only
+    addresses outside the pod network here (pod IPs are not modelled)."""
+    if "ipBlock" in peer:
+        return not other.pod
+    if not other.pod:
+        return False
+    if "namespaceSelector" in peer:
+        if not selector_matches(peer["namespaceSelector"], other.namespace_labels):
+            return False
+    elif other.namespace != policy_ns:
+        return False
+    return "podSelector" not in peer or selector_matches(peer["podSelector"], other.labels)
+
+
+def ports_match(ports: Sequence[Mapping[str, Any]] | None, port: int, protocol: str,
+                dest: Endpoint) -> bool:
+    if not ports:
+        return True
+    for p in ports:
+        if p.get("protocol", "TCP") != protocol:
+            continue
+        if "port" not in p:
+            return True
+        want = p["port"]
+        if isinstance(want, str):
+            want = dest.named_ports.get(want)
+        if want is None:
+            continue
+        if want == port or (p.get("endPort") is not None and want <= port <= p["endPort"]):
+            return True
+    return False
+
+
+def policy_types(policy: Obj) -> list[str]:
+    spec = policy["spec"]
+    if "policyTypes" in spec:
+        return list(spec["policyTypes"])
+    return ["Ingress", "Egress"] if "egress" in spec else ["Ingress"]
+
+
+def selects(policy: Obj, ep: Endpoint) -> bool:
+    ns = policy["metadata"].get("namespace", NAMESPACE)
+    return ep.pod and ep.namespace == ns and selector_matches(policy["spec"]["podSelector"],
+                                                               ep.labels)
+
+
+def _direction_allows(policies: Sequence[Obj], direction: str, subject: Endpoint,
+                      other: Endpoint, port: int, protocol: str, dest: Endpoint) -> bool:
+    """Ingress (subject = destination, other = source) or Egress (subject = source)."""
+    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    isolating = [p for p in policies if selects(p, subject) and direction in policy_types(p)]
+    if not isolating:
+        return True
+    for policy in isolating:
+        ns = policy["metadata"].get("namespace", NAMESPACE)
+        for rule in policy["spec"].get(key) or []:
+            peers = rule.get(peers_key)
+            if peers and not any(peer_matches(peer, ns, other) for peer in peers):
+                continue
+            if ports_match(rule.get("ports"), port, protocol, dest):
+                return True
+    return False
+
+
+def allowed(policies: Sequence[Obj], src: Endpoint, dst: Endpoint, port: int,
+            protocol: str = "TCP") -> bool:
+    """Would a connection src -> dst:port be allowed? Both the source's egress and the
+    destination's ingress must allow it (an unselected side is not isolated)."""
+    egress_ok = not src.pod or _direction_allows(policies, "Egress", src, dst, port, protocol,
+                                                  dst)
+    ingress_ok = not dst.pod or _direction_allows(policies, "Ingress", dst, src, port, protocol,
+                                                   dst)
+    return egress_ok and ingress_ok

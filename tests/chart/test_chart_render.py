@@ -1,0 +1,139 @@
+"""helm lint --strict and helm template of every value set; every rendered object valid for the
+cluster's Kubernetes version (strict: unknown fields are errors)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+
+import kubernetes_validate
+import pytest
+from chartlib import (
+    CHART,
+    CI_VALUE_FILES,
+    KUBE_MINOR,
+    KUBE_VERSION,
+    NAMESPACE,
+    SERVICE_MONITOR_API,
+    Obj,
+    ValueSet,
+    describe,
+    find,
+    helm,
+    hook,
+    pod_templates,
+    render,
+    rendered,
+    selector_matches,
+)
+
+# Kinds of custom resources: kubernetes-validate bundles the schemas of Kubernetes' own APIs
+# only, so these are checked by the tests of their own below instead.
+CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+
+def test_every_ci_values_file_is_a_value_set() -> None:
+    files = {p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml")}
+    assert files == set(CI_VALUE_FILES), "register new ci/*-values.yaml in chartlib.CI_VALUE_FILES"
+
+
+def test_lint_strict(value_set: ValueSet) -> None:
+    # helm lint has no --api-versions: the ServiceMonitor template is linted but emits nothing.
+    args = [a for a in value_set.args() if a not in ("--api-versions", SERVICE_MONITOR_API)]
+    proc = helm("lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART), *args,
+                check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "[ERROR]" not in out and "[WARNING]" not in out, out
+    assert "1 chart(s) linted, 0 chart(s) failed" in out, out
+
+
+def test_renders_the_expected_kinds(value_set: ValueSet, objs: list[Obj]) -> None:
+    values = value_set.values()
+    kinds = Counter(o["kind"] for o in objs)
+    n = len(values["members"])
+    assert kinds["Deployment"] == 2 * n
+    assert kinds["StatefulSet"] == (1 if values["database"]["enabled"] else 0)
+    assert len(find(objs, "Pod")) == (2 if values["tests"]["enabled"] else 0), \
+        "the helm test pods (C and Python client) are missing (templates/tests/ in .helmignore?)"
+    assert (kinds["NetworkPolicy"] > 0) == values["networkPolicy"]["enabled"]
+    assert (kinds["PodDisruptionBudget"] == 2 * n) == (values["servers"]["replicas"] > 1)
+
+
+def test_names_are_unique(objs: list[Obj]) -> None:
+    """Within the release's plain objects and within each hook phase (the client Jobs and their
+    pre-delete cleanup Jobs share names on purpose: Helm replaces one by the other)."""
+    seen = Counter((hook(o), o["kind"], o["metadata"]["name"]) for o in objs)
+    assert [k for k, n in seen.items() if n > 1] == []
+
+
+def test_objects_are_in_the_release_namespace(objs: list[Obj]) -> None:
+    assert [describe(o) for o in objs if o["metadata"].get("namespace") != NAMESPACE] == []
+
+
+def test_valid_kubernetes_objects(value_set: ValueSet, objs: list[Obj]) -> None:
+    errors = []
+    for obj in objs:
+        if (obj["apiVersion"], obj["kind"]) in CRD_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBE_MINOR, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            path = "/".join(str(p) for p in e.absolute_path)
+            errors.append(f"{describe(obj)}: {e.message} at {path}")
+        except kubernetes_validate.SchemaNotFoundError:
+            errors.append(f"{describe(obj)}: no schema for {obj['apiVersion']} in {KUBE_MINOR}")
+    assert errors == []
+
+
+def test_validation_is_strict() -> None:
+    """The validator itself rejects an unknown field and a wrong type (so the test above can
+    fail)."""
+    deployment = copy.deepcopy(find(rendered("defaults"), "Deployment")[0])
+    kubernetes_validate.validate(deployment, KUBE_MINOR, strict=True)
+    unknown = copy.deepcopy(deployment)
+    unknown["spec"]["template"]["spec"]["containers"][0]["runAsRoot"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(unknown, KUBE_MINOR, strict=True)
+    wrong = copy.deepcopy(deployment)
+    wrong["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(wrong, KUBE_MINOR, strict=True)
+
+
+def test_service_monitor_only_where_its_api_exists() -> None:
+    assert find(rendered("defaults"), "ServiceMonitor") == []
+    assert find(render("-f", str(CHART / "ci" / "servicemonitor-values.yaml")),
+                "ServiceMonitor") == [], "rendered although the cluster lacks the API"
+    objs = rendered("servicemonitor")
+    monitors = find(objs, "ServiceMonitor")
+    assert len(monitors) == 1
+    spec = monitors[0]["spec"]
+    services = find(objs, "Service")
+    selected = {s["metadata"]["name"] for s in services
+                if selector_matches(spec["selector"], s["metadata"].get("labels") or {})}
+    servers = {d["metadata"]["name"] for d in find(objs, "Deployment")}
+    assert selected == servers, "the ServiceMonitor must select exactly the server Services"
+    ports = {e["port"] for e in spec["endpoints"]}
+    for s in services:
+        if s["metadata"]["name"] in servers:
+            names = {p["name"] for p in s["spec"]["ports"]}
+            assert ports <= names, f"{s['metadata']['name']} has no port {ports - names}"
+    assert all(e.get("path", "/metrics") == "/metrics" for e in spec["endpoints"])
+
+
+def test_dashboard_config_map() -> None:
+    assert not [c for c in find(rendered("defaults"), "ConfigMap")
+                if "grafana_dashboard" in (c["metadata"].get("labels") or {})]
+    boards = [c for c in find(rendered("dashboard"), "ConfigMap")
+              if (c["metadata"].get("labels") or {}).get("grafana_dashboard") == "1"]
+    assert len(boards) == 1
+    (text,) = boards[0]["data"].values()
+    assert json.loads(text) == json.loads((CHART / "files" / "dashboard.json").read_text())
+
+
+def test_pod_templates_are_found() -> None:
+    """The walker of the hardening and policy tests sees every kind of pod the chart makes."""
+    kinds = {t.owner["kind"] for t in pod_templates(rendered("defaults"))}
+    assert kinds == {"Deployment", "StatefulSet", "Job", "Pod"}

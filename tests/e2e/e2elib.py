@@ -1,0 +1,256 @@
+"""Helpers of the e2e suite: a namespace on the cluster, the database's rows, ad-hoc pods,
+server metrics through the API server, NetworkPolicy selectors evaluated on live pods."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from pointsmesh import k8s
+from pointsmesh.spec import load_protocol, load_roster, reply_regex, servers
+
+PROTOCOL = load_protocol()
+ROSTER = load_roster()
+SERVERS = servers(ROSTER)
+RELEASE = "points"
+DB = f"{RELEASE}-database"
+REPLY_RE = re.compile(reply_regex(PROTOCOL.reply_format))
+# Labels every pod of a release carries (the chart's selector labels).
+INSTANCE = "app.kubernetes.io/instance"
+# Seconds between increments in the e2e releases: short, but long enough that a takeover or a
+# doubled increment shows in a window of a few intervals.
+INTERVAL = 3
+# Measurements printed at the end of the session (conftest.py) and written to out/.
+MEASURE: dict[str, Any] = {}
+
+
+def log(msg: str) -> None:
+    print(f"[e2e] {msg}", flush=True)
+
+
+def reply_for(row: str) -> re.Pattern[str]:
+    """A reply line of ROW, anywhere in a text (a log with other lines)."""
+    return re.compile(reply_regex(PROTOCOL.reply_format, user=row).rstrip("\\\n") + "$", re.M)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Row:
+    points: int
+    stamp: int  # UNIX_TIMESTAMP(datetime_stamp): differences are exact seconds
+
+
+@dataclass
+class Space:
+    """One namespace of the cluster and what the tests do in it."""
+
+    kube: k8s.Kube
+    ns: str
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 120,
+                input: str | None = None) -> str:
+        return self.kube.kubectl("-n", self.ns, *args, check=check, timeout=timeout,
+                                 input=input).stdout
+
+    def get(self, *args: str) -> Any:
+        return self.kube.kubectl_json("-n", self.ns, "get", *args)
+
+    def apply(self, objs: list[dict[str, Any]]) -> None:
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 900) -> str:
+        proc = self.kube.helm(*args, "--namespace", self.ns, check=False, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"helm {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n"
+                f"{proc.stderr[-3000:]}\npods: {self.kube.pod_summary(self.ns, limit=40)}\n"
+                f"events:\n{self.kube.events_tail(self.ns)}")
+        return proc.stdout + proc.stderr
+
+    # -- the database (the chart's StatefulSet)
+
+    def sql(self, query: str, sts: str = DB) -> list[list[str]]:
+        """Rows of QUERY, run as root inside the database pod (tab-separated, no header)."""
+        script = ('MYSQL_PWD=$(cat /run/secrets/db/mysql-root-password) '
+                  'exec "$(command -v mysql || command -v mariadb)" -uroot -N -B -e "$0"')
+        out = self.kubectl("exec", f"statefulset/{sts}", "-c", "database", "--",
+                           "sh", "-c", script, query, timeout=60)
+        return [line.split("\t") for line in out.splitlines() if line.strip()]
+
+    def rows(self, sts: str = DB) -> dict[str, Row]:
+        return {
+            user: Row(int(points), int(stamp))
+            for user, points, stamp in self.sql(
+                "SELECT user, points, UNIX_TIMESTAMP(datetime_stamp) FROM project_db.users", sts)
+        }
+
+    # -- waiting
+
+    def wait_ready(self, kind_name: str, timeout: int = 300) -> None:
+        self.kubectl("rollout", "status", kind_name, f"--timeout={timeout}s",
+                     timeout=timeout + 30)
+
+    def pods(self, selector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get("pods", "-l", selector)["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+    def wait_gone(self, kind: str, selector: str, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.get(kind, "-l", selector)["items"]
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                names = [o["metadata"]["name"] for o in left]
+                raise AssertionError(f"{kind} still there after {timeout:.0f}s: {names}")
+            time.sleep(2)
+
+    # -- ad-hoc pods (a client image running a script)
+
+    def run_pod(self, name: str, image: str, script: str, labels: dict[str, str],
+                timeout: float = 180) -> tuple[str, str]:
+        """Run SCRIPT (bash) in a one-off pod with LABELS; return (phase, logs) once it ends.
+        The pod is restricted like the chart's (non-root, read-only root, no capabilities)."""
+        pod = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                                    "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{
+                    "name": "main", "image": image, "imagePullPolicy": "IfNotPresent",
+                    "command": ["bash", "-c", script],
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                                  "limits": {"memory": "64Mi"}},
+                    "securityContext": {"allowPrivilegeEscalation": False,
+                                        "readOnlyRootFilesystem": True,
+                                        "capabilities": {"drop": ["ALL"]}},
+                }],
+            },
+        }
+        self.apply([pod])
+        deadline = time.monotonic() + timeout
+        phase = ""
+        while time.monotonic() < deadline:
+            phase = self.get("pod", name)["status"].get("phase", "")
+            if phase in ("Succeeded", "Failed"):
+                break
+            time.sleep(1)
+        logs = self.kubectl("logs", name, check=False)
+        self.kubectl("delete", "pod", name, "--wait=false", check=False)
+        if phase not in ("Succeeded", "Failed"):
+            raise AssertionError(f"pod {name} did not finish in {timeout:.0f}s: {logs}")
+        return phase, logs
+
+    # -- metrics, through the API server's pod proxy (no port-forward, no extra tool)
+
+    def metrics(self, pod: str, port: int = 8080) -> dict[str, float]:
+        text = self.kube.kubectl(
+            "get", "--raw", f"/api/v1/namespaces/{self.ns}/pods/{pod}:{port}/proxy/metrics",
+            timeout=30).stdout
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+
+def client_labels(member: str) -> dict[str, str]:
+    """The labels of member's client Job pods (what the servers' policies let in)."""
+    return {"app.kubernetes.io/name": "points-mesh", INSTANCE: RELEASE,
+            "app.kubernetes.io/component": "client", "points-mesh.io/member": member}
+
+
+def tester_labels() -> dict[str, str]:
+    return {"app.kubernetes.io/name": "points-mesh", INSTANCE: RELEASE,
+            "app.kubernetes.io/component": "test"}
+
+
+# ---------------------------------------------------------------------------------------------
+# NetworkPolicy selectors on live pods
+
+
+def selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Whether a LabelSelector selects LABELS ({} selects everything)."""
+    selector = selector or {}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def allowed_ingress(policies: list[dict[str, Any]], src: dict[str, str],
+                    dst: dict[str, str], port: int) -> bool:
+    """Whether the policies (one namespace, pod peers only) let a pod with labels SRC open a
+    TCP connection to PORT of a pod with labels DST, as the API defines it: a pod selected by
+    no Ingress policy takes anything; otherwise one rule of one selecting policy must match."""
+    selecting = [p for p in policies if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
+                 and selects(p["spec"]["podSelector"], dst)]
+    if not selecting:
+        return True
+    for p in selecting:
+        for rule in p["spec"].get("ingress") or []:
+            peers = rule.get("from")
+            ports = rule.get("ports")
+            peer_ok = peers is None or any(
+                "podSelector" in peer and "namespaceSelector" not in peer
+                and selects(peer["podSelector"], src) for peer in peers)
+            port_ok = ports is None or any(
+                pp.get("port") == port and pp.get("protocol", "TCP") == "TCP" for pp in ports)
+            if peer_ok and port_ok:
+                return True
+    return False
+
+
+def allowed_egress(policies: list[dict[str, Any]], src: dict[str, str],
+                   dst: dict[str, str] | None, port: int, protocol: str = "TCP") -> bool:
+    """Egress counterpart of allowed_ingress; DST None means a pod of another namespace
+    (only rules without peers or with namespace selectors can match it)."""
+    selecting = [p for p in policies if "Egress" in p["spec"].get("policyTypes", [])
+                 and selects(p["spec"]["podSelector"], src)]
+    if not selecting:
+        return True
+    for p in selecting:
+        for rule in p["spec"].get("egress") or []:
+            peers = rule.get("to")
+            ports = rule.get("ports")
+            if peers is None:
+                peer_ok = True
+            elif dst is None:
+                peer_ok = any("namespaceSelector" in peer for peer in peers)
+            else:
+                peer_ok = any("podSelector" in peer and "namespaceSelector" not in peer
+                              and selects(peer["podSelector"], dst) for peer in peers)
+            port_ok = ports is None or any(
+                pp.get("port") == port and pp.get("protocol", "TCP") == protocol
+                for pp in ports)
+            if peer_ok and port_ok:
+                return True
+    return False
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True)[:3000]
