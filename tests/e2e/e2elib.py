@@ -174,7 +174,7 @@ def client_labels(member: str) -> dict[str, str]:
             "app.kubernetes.io/component": "client", "points-mesh.io/member": member}
 
 
-def tester_labels() -> dict[str, str]:
+def helm_test_pod_labels() -> dict[str, str]:
     return {"app.kubernetes.io/name": "points-mesh", INSTANCE: RELEASE,
             "app.kubernetes.io/component": "test"}
 
