@@ -6,19 +6,15 @@ server did not exit 0 or if a sanitizer reported anything in its output.
 
 from __future__ import annotations
 
-import itertools
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from testhelpers import SERVER_KINDS, counter
 
 from pointsmesh.devdb import DevDB
 from pointsmesh.procs import ServerProc
-from pointsmesh.spec import Protocol, load_protocol, reply_regex
-
-SERVER_KINDS = ("c", "c-asan", "python")
-_counter = itertools.count()
+from pointsmesh.spec import Protocol, load_protocol
 
 
 @pytest.fixture(params=SERVER_KINDS)
@@ -48,11 +44,6 @@ def private_db(tmp_path: Path) -> Iterator[DevDB]:
     database.stop()
 
 
-def unique_row(prefix: str) -> str:
-    """A users row no other test touches (VARCHAR(50))."""
-    return f"{prefix[:36]}-{next(_counter)}"
-
-
 ServerFactory = Callable[..., ServerProc]
 
 
@@ -66,7 +57,7 @@ def make_server(tmp_path: Path, db: DevDB) -> Iterator[ServerFactory]:
         env = {**(database or db).env(), "SERVER_USER": row, "UPDATE_INTERVAL": "0",
                "IDLE_TIMEOUT": "2", "SHUTDOWN_TIMEOUT": "3"}
         env.update({k.upper(): str(v) for k, v in settings.items()})
-        server = ServerProc(kind, env, tmp_path / "logs", name=f"{kind}-{next(_counter)}",
+        server = ServerProc(kind, env, tmp_path / "logs", name=f"{kind}-{next(counter)}",
                             port=port)
         started.append(server)
         return server.start(wait=wait, args=args)
@@ -85,6 +76,3 @@ def make_server(tmp_path: Path, db: DevDB) -> Iterator[ServerFactory]:
         pytest.fail("; ".join(problems))
 
 
-def reply_pattern(protocol: Protocol, row: str) -> re.Pattern[bytes]:
-    """The reply for row, points and timestamp as groups; use with fullmatch."""
-    return re.compile(reply_regex(protocol.reply_format, row).encode())

@@ -10,8 +10,8 @@ import subprocess
 import time
 
 import pytest
+from testhelpers import reply_pattern, unique_row
 
-from conftest import reply_pattern, unique_row
 from pointsmesh.procs import REQUEST, base_env, server_command
 
 pytestmark = pytest.mark.timeout(120)

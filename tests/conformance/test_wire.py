@@ -11,8 +11,8 @@ import socket
 import time
 
 import pytest
+from testhelpers import SERVER_KINDS, reply_pattern, unique_row
 
-from conftest import SERVER_KINDS, reply_pattern, unique_row
 from pointsmesh.procs import exchange
 
 pytestmark = pytest.mark.timeout(120)

@@ -10,8 +10,8 @@ import subprocess
 import time
 
 import pytest
+from testhelpers import SERVER_KINDS, reply_pattern, unique_row
 
-from conftest import SERVER_KINDS, reply_pattern, unique_row
 from pointsmesh.devdb import free_port
 from pointsmesh.procs import REQUEST, base_env, client_command, run_client
 
