@@ -9,13 +9,20 @@ from __future__ import annotations
 import functools
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pointsmesh import ROOT, charttools
+from pointsmesh.netpol import (  # noqa: F401  (re-exported for the test modules)
+    Endpoint,
+    allowed,
+    policy_types,
+    selector_matches,
+    selects,
+)
 
 CHART = ROOT / "helm" / "points-mesh"
 RELEASE = "points"
@@ -183,124 +190,8 @@ def pod_templates(objs: Sequence[Obj]) -> list[PodTemplate]:
     return out
 
 
-# ---------------------------------------------------------------- label selectors
-
-def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """Kubernetes LabelSelector semantics: matchLabels and matchExpressions (In, NotIn, Exists,
-    DoesNotExist), all ANDed; an empty selector matches everything. (A null selector in a
-    NetworkPolicy peer means "not given", which callers handle before calling this.)"""
-    selector = selector or {}
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In":
-            ok = key in labels and labels[key] in values
-        elif op == "NotIn":
-            ok = key not in labels or labels[key] not in values
-        elif op == "Exists":
-            ok = key in labels
-        elif op == "DoesNotExist":
-            ok = key not in labels
-        else:
-            raise ValueError(f"unknown selector operator {op!r}")
-        if not ok:
-            return False
-    return True
-
-
 # ---------------------------------------------------------------- NetworkPolicies
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A pod (its labels, namespace and named ports) or, with pod=False, an address outside
-    the cluster's pods."""
-
-    name: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    namespace: str = NAMESPACE
-    namespace_labels: Mapping[str, str] = field(default_factory=dict)
-    named_ports: Mapping[str, int] = field(default_factory=dict)
-    pod: bool = True
-
 
 def pod_endpoint(t: PodTemplate) -> Endpoint:
     return Endpoint(t.name, t.labels, NAMESPACE, {"kubernetes.io/metadata.name": NAMESPACE},
                     t.container_ports())
-
-
-def peer_matches(peer: Mapping[str, Any], policy_ns: str, other: Endpoint) -> bool:
-    """Does a NetworkPolicyPeer (from/to entry) match the endpoint? ipBlock peers match only
-    addresses outside the pod network here (pod IPs are not modelled)."""
-    if "ipBlock" in peer:
-        return not other.pod
-    if not other.pod:
-        return False
-    if "namespaceSelector" in peer:
-        if not selector_matches(peer["namespaceSelector"], other.namespace_labels):
-            return False
-    elif other.namespace != policy_ns:
-        return False
-    return "podSelector" not in peer or selector_matches(peer["podSelector"], other.labels)
-
-
-def ports_match(ports: Sequence[Mapping[str, Any]] | None, port: int, protocol: str,
-                dest: Endpoint) -> bool:
-    if not ports:
-        return True
-    for p in ports:
-        if p.get("protocol", "TCP") != protocol:
-            continue
-        if "port" not in p:
-            return True
-        want = p["port"]
-        if isinstance(want, str):
-            want = dest.named_ports.get(want)
-        if want is None:
-            continue
-        if want == port or (p.get("endPort") is not None and want <= port <= p["endPort"]):
-            return True
-    return False
-
-
-def policy_types(policy: Obj) -> list[str]:
-    spec = policy["spec"]
-    if "policyTypes" in spec:
-        return list(spec["policyTypes"])
-    return ["Ingress", "Egress"] if "egress" in spec else ["Ingress"]
-
-
-def selects(policy: Obj, ep: Endpoint) -> bool:
-    ns = policy["metadata"].get("namespace", NAMESPACE)
-    return ep.pod and ep.namespace == ns and selector_matches(policy["spec"]["podSelector"],
-                                                               ep.labels)
-
-
-def _direction_allows(policies: Sequence[Obj], direction: str, subject: Endpoint,
-                      other: Endpoint, port: int, protocol: str, dest: Endpoint) -> bool:
-    """Ingress (subject = destination, other = source) or Egress (subject = source)."""
-    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
-    isolating = [p for p in policies if selects(p, subject) and direction in policy_types(p)]
-    if not isolating:
-        return True
-    for policy in isolating:
-        ns = policy["metadata"].get("namespace", NAMESPACE)
-        for rule in policy["spec"].get(key) or []:
-            peers = rule.get(peers_key)
-            if peers and not any(peer_matches(peer, ns, other) for peer in peers):
-                continue
-            if ports_match(rule.get("ports"), port, protocol, dest):
-                return True
-    return False
-
-
-def allowed(policies: Sequence[Obj], src: Endpoint, dst: Endpoint, port: int,
-            protocol: str = "TCP") -> bool:
-    """Would a connection src -> dst:port be allowed? Both the source's egress and the
-    destination's ingress must allow it (an unselected side is not isolated)."""
-    egress_ok = not src.pod or _direction_allows(policies, "Egress", src, dst, port, protocol,
-                                                  dst)
-    ingress_ok = not dst.pod or _direction_allows(policies, "Ingress", dst, src, port, protocol,
-                                                   dst)
-    return egress_ok and ingress_ok

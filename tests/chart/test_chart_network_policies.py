@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from chartlib import (
+    NAMESPACE,
     VALUE_SETS,
     Endpoint,
     Obj,
@@ -35,7 +36,8 @@ from chartlib import (
 COREDNS = Endpoint("kube-system/coredns", {"k8s-app": "kube-dns"}, "kube-system",
                    {"kubernetes.io/metadata.name": "kube-system"}, {"dns": 53, "dns-tcp": 53})
 OUTSIDE = Endpoint("an address outside the cluster", pod=False)
-OTHER_APP = Endpoint("another app's pod in the namespace", {"app": "other"})
+OTHER_APP = Endpoint("another app's pod in the namespace", {"app": "other"}, NAMESPACE,
+                     {"kubernetes.io/metadata.name": NAMESPACE})
 
 
 def component(t: PodTemplate) -> str:

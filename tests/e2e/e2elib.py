@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from pointsmesh import k8s
+from pointsmesh import k8s, netpol
 from pointsmesh.spec import load_protocol, load_roster, reply_regex, servers
 
 PROTOCOL = load_protocol()
@@ -180,76 +180,19 @@ def helm_test_pod_labels() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# NetworkPolicy selectors on live pods
+# NetworkPolicies on live pods (pointsmesh.netpol implements the API's semantics)
 
 
-def selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """Whether a LabelSelector selects LABELS ({} selects everything)."""
-    selector = selector or {}
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+def endpoint(name: str, labels: dict[str, str], namespace: str) -> netpol.Endpoint:
+    return netpol.Endpoint(name, labels, namespace, {"kubernetes.io/metadata.name": namespace})
 
 
-def allowed_ingress(policies: list[dict[str, Any]], src: dict[str, str],
-                    dst: dict[str, str], port: int) -> bool:
-    """Whether the policies (one namespace, pod peers only) let a pod with labels SRC open a
-    TCP connection to PORT of a pod with labels DST, as the API defines it: a pod selected by
-    no Ingress policy takes anything; otherwise one rule of one selecting policy must match."""
-    selecting = [p for p in policies if "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
-                 and selects(p["spec"]["podSelector"], dst)]
-    if not selecting:
-        return True
-    for p in selecting:
-        for rule in p["spec"].get("ingress") or []:
-            peers = rule.get("from")
-            ports = rule.get("ports")
-            peer_ok = peers is None or any(
-                "podSelector" in peer and "namespaceSelector" not in peer
-                and selects(peer["podSelector"], src) for peer in peers)
-            port_ok = ports is None or any(
-                pp.get("port") == port and pp.get("protocol", "TCP") == "TCP" for pp in ports)
-            if peer_ok and port_ok:
-                return True
-    return False
-
-
-def allowed_egress(policies: list[dict[str, Any]], src: dict[str, str],
-                   dst: dict[str, str] | None, port: int, protocol: str = "TCP") -> bool:
-    """Egress counterpart of allowed_ingress; DST None means a pod of another namespace
-    (only rules without peers or with namespace selectors can match it)."""
-    selecting = [p for p in policies if "Egress" in p["spec"].get("policyTypes", [])
-                 and selects(p["spec"]["podSelector"], src)]
-    if not selecting:
-        return True
-    for p in selecting:
-        for rule in p["spec"].get("egress") or []:
-            peers = rule.get("to")
-            ports = rule.get("ports")
-            if peers is None:
-                peer_ok = True
-            elif dst is None:
-                peer_ok = any("namespaceSelector" in peer for peer in peers)
-            else:
-                peer_ok = any("podSelector" in peer and "namespaceSelector" not in peer
-                              and selects(peer["podSelector"], dst) for peer in peers)
-            port_ok = ports is None or any(
-                pp.get("port") == port and pp.get("protocol", "TCP") == protocol
-                for pp in ports)
-            if peer_ok and port_ok:
-                return True
-    return False
+def pod_endpoint(pod: dict[str, Any]) -> netpol.Endpoint:
+    meta = pod["metadata"]
+    ports = {p["name"]: p["containerPort"] for c in pod["spec"]["containers"]
+             for p in c.get("ports") or [] if "name" in p}
+    return netpol.Endpoint(meta["name"], meta.get("labels") or {}, meta["namespace"],
+                           {"kubernetes.io/metadata.name": meta["namespace"]}, ports)
 
 
 def dump(obj: Any) -> str:

@@ -24,17 +24,16 @@ from e2elib import (
     SERVERS,
     Row,
     Space,
-    allowed_egress,
-    allowed_ingress,
     client_labels,
+    endpoint,
     helm_test_pod_labels,
     log,
+    pod_endpoint,
     reply_for,
-    selects,
     unique,
 )
 
-from pointsmesh import k8s
+from pointsmesh import k8s, netpol
 
 CHART = str(k8s.CHART)
 MEMBER = "akmal"
@@ -127,42 +126,43 @@ def _job_seconds(space: Space, job: str) -> float:
 
 
 def test_network_policies_select_live_pods(space: Space) -> None:
-    """The policies in the cluster, evaluated on the labels of the running pods: every pod of the
-    release is default-denied; a member's client reaches its own servers' protocol ports only;
-    only servers reach the database; the test pod reaches every server; DNS is allowed."""
+    """The policies in the cluster, evaluated on the running pods (pointsmesh.netpol): every
+    pod of the release is default-denied; a member's clients reach their own servers' protocol
+    ports only; only servers reach the database; the test pod reaches every server; DNS is
+    allowed; a pod outside the release reaches nothing of it."""
     policies = space.get("networkpolicies")["items"]
     assert policies, "no NetworkPolicy installed"
     pods = space.pods(f"{INSTANCE}={RELEASE}")
     deny = [p for p in policies if p["metadata"]["name"] == f"{RELEASE}-default-deny"]
     assert deny and deny[0]["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    dns = netpol.Endpoint("coredns", {"k8s-app": "kube-dns"}, "kube-system",
+                          {"kubernetes.io/metadata.name": "kube-system"})
     for pod in pods:
-        labels = pod["metadata"]["labels"]
-        assert selects(deny[0]["spec"]["podSelector"], labels), pod["metadata"]["name"]
-        assert allowed_egress(policies, labels, None, 53, "UDP"), labels
-    server_pods = {p["metadata"]["labels"]["points-mesh.io/server"]: p["metadata"]["labels"]
-                   for p in pods if p["metadata"]["labels"].get("app.kubernetes.io/component")
-                   == "server"}
-    assert set(server_pods) == {s.name for s in SERVERS}
-    db_labels = next(p["metadata"]["labels"] for p in pods
-                     if p["metadata"]["labels"].get("app.kubernetes.io/component") == "database")
-    stranger = {"app": "stranger"}
+        ep = pod_endpoint(pod)
+        assert netpol.selects(deny[0], ep), ep.name
+        assert netpol.allowed(policies, ep, dns, 53, "UDP"), ep.name
+    by_component: dict[str, list[netpol.Endpoint]] = {}
+    for pod in pods:
+        comp = pod["metadata"]["labels"].get("app.kubernetes.io/component", "")
+        by_component.setdefault(comp, []).append(pod_endpoint(pod))
+    servers = {ep.labels["points-mesh.io/server"]: ep for ep in by_component["server"]}
+    assert set(servers) == {s.name for s in SERVERS}
+    (database,) = by_component["database"]
+    stranger = endpoint("stranger", {"app": "stranger"}, space.ns)
+    tester = endpoint("tester", helm_test_pod_labels(), space.ns)
     for s in SERVERS:
-        dst = server_pods[s.name]
+        dst = servers[s.name]
         for m in ROSTER:
-            mine = m.name == s.member
-            assert allowed_ingress(policies, client_labels(m.name), dst, s.port) is mine
-            assert allowed_egress(policies, client_labels(m.name), dst, s.port) is mine
-        assert allowed_ingress(policies, helm_test_pod_labels(), dst, s.port)
-        assert allowed_egress(policies, helm_test_pod_labels(), dst, s.port)
-        assert not allowed_ingress(policies, stranger, dst, s.port)
-        assert not allowed_ingress(policies, client_labels(s.member), dst, 3306)
-        assert allowed_egress(policies, dst, db_labels, 3306)
-        assert allowed_ingress(policies, dst, db_labels, 3306)
-        assert not allowed_egress(policies, dst, server_pods[SERVERS[0].name], SERVERS[0].port)
-    for m in ROSTER:
-        assert not allowed_ingress(policies, client_labels(m.name), db_labels, 3306)
-    assert not allowed_ingress(policies, stranger, db_labels, 3306)
-    assert not allowed_ingress(policies, helm_test_pod_labels(), db_labels, 3306)
+            client = endpoint(f"client-{m.name}", client_labels(m.name), space.ns)
+            assert netpol.allowed(policies, client, dst, s.port) is (m.name == s.member)
+            assert not netpol.allowed(policies, client, database, 3306)
+        assert netpol.allowed(policies, tester, dst, s.port)
+        assert not netpol.allowed(policies, stranger, dst, s.port)
+        assert netpol.allowed(policies, dst, database, 3306)
+        other = next(o for o in SERVERS if o.name != s.name)
+        assert not netpol.allowed(policies, dst, servers[other.name], other.port)
+    assert not netpol.allowed(policies, stranger, database, 3306)
+    assert not netpol.allowed(policies, tester, database, 3306)
 
 
 def test_points_rise_one_per_interval(space: Space) -> None:
