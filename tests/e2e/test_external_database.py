@@ -59,7 +59,9 @@ def external_db(kube: k8s.Kube, images: k8s.Images) -> Any:
     sp = Space(kube, unique("e2e-extdb"))
     kube.kubectl("create", "namespace", sp.ns)
     app_pw = secrets.token_urlsafe(18)
-    sp.apply(_database(images.db_image or "mysql:8.4", secrets.token_urlsafe(18), app_pw))
+    # The second flavour here (the chart's own database runs the first, MySQL, elsewhere).
+    image = images.db_images.get("mariadb") or images.db_image or "mysql:8.4"
+    sp.apply(_database(image, secrets.token_urlsafe(18), app_pw))
     try:
         yield sp, app_pw
     finally:

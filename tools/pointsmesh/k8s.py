@@ -403,11 +403,21 @@ def docker_build_env() -> dict[str, str]:
 @dataclass(frozen=True)
 class CiImages:
     """What ci/docker/prepare.sh made: the local stand-in for debian:bookworm-slim and the CI
-    database image (MariaDB honouring the official mysql image contract)."""
+    database images honouring the official mysql image contract: MariaDB (db) and Oracle MySQL
+    (mysql, from Debian's packages; None when prepare.sh does not make one)."""
 
     base: str
     db: str
     seconds: float
+    mysql: str | None = None
+
+    def database(self, flavour: str) -> str:
+        """The CI database image of FLAVOUR (mysql: the chart's default; mariadb)."""
+        if flavour == "mysql" and self.mysql:
+            return self.mysql
+        if flavour in ("mysql", "mariadb"):
+            return self.db
+        raise K8sError(f"database flavour {flavour!r}: use mysql or mariadb")
 
 
 def ci_images(log: Log = default_log, timeout: float = 3600) -> CiImages:
@@ -421,12 +431,14 @@ def ci_images(log: Log = default_log, timeout: float = 3600) -> CiImages:
     )
     values = dict(
         line.split("=", 1) for line in proc.stdout.splitlines()
-        if re.match(r"^(CI_BASE_IMAGE|DB_IMAGE)=", line)
+        if re.match(r"^(CI_BASE_IMAGE|DB_IMAGE|MYSQL_DB_IMAGE)=", line)
     )
     if "CI_BASE_IMAGE" not in values or "DB_IMAGE" not in values:
         raise K8sError(f"ci/docker/prepare.sh printed no CI_BASE_IMAGE/DB_IMAGE:\n{proc.stdout}")
-    out = CiImages(values["CI_BASE_IMAGE"], values["DB_IMAGE"], time.monotonic() - t0)
-    log(f"CI images ready in {out.seconds:.1f} s: base {out.base}, database {out.db}")
+    out = CiImages(values["CI_BASE_IMAGE"], values["DB_IMAGE"], time.monotonic() - t0,
+                   values.get("MYSQL_DB_IMAGE"))
+    log(f"CI images ready in {out.seconds:.1f} s: base {out.base}, databases {out.db}"
+        f"{', ' + out.mysql if out.mysql else ''}")
     return out
 
 
@@ -1001,6 +1013,8 @@ class Images:
     base_image: str | None = None  # BASE_IMAGE build-arg; None: the Dockerfiles' default
     built: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)  # prepare, build, load, push
+    # Every CI database image loaded, by flavour (mysql, mariadb); empty off the CI cluster.
+    db_images: dict[str, str] = field(default_factory=dict)
 
 
 def ensure_images(
@@ -1011,6 +1025,7 @@ def ensure_images(
     db_image: str | None = None,
     ci: bool | None = None,
     rebuild: bool = False,
+    db_flavour: str = "mysql",
     log: Log = default_log,
 ) -> Images:
     """Build the four images under their content tag and get them (and the database image)
@@ -1019,8 +1034,9 @@ def ensure_images(
     ci (default: the target is the project's air-gapped kind cluster): take the base and the
     database image from ci/docker/prepare.sh (no registry reachable). Otherwise the base is
     the Dockerfiles' default (debian:bookworm-slim) and the database the chart's default,
-    unless base_image / db_image say otherwise. rebuild: docker build --no-cache even when
-    the content tag exists."""
+    unless base_image / db_image say otherwise. db_flavour: which CI database image the
+    chart gets (mysql, as the chart's own default, or mariadb); both are loaded. rebuild:
+    docker build --no-cache even when the content tag exists."""
     reg = normalize_registry(registry)
     if not reg and not target.can_load:
         raise K8sError(
@@ -1035,11 +1051,15 @@ def ensure_images(
         )
     use_ci = target.project_kind if ci is None else ci
     timings: dict[str, float] = {}
+    db_images: dict[str, str] = {}
     if use_ci:
         prepared = ci_images(log)
         timings["prepare"] = prepared.seconds
         base_image = base_image or prepared.base
-        db_image = db_image or prepared.db
+        db_image = db_image or prepared.database(db_flavour)
+        db_images = {"mariadb": prepared.db}
+        if prepared.mysql:
+            db_images["mysql"] = prepared.mysql
     base_id = (docker_image_id(base_image) or base_image) if base_image else ""
     tag = content_tag(ROOT, base_id)
     log(f"image tag {tag} (VERSION + hash of {len(build_input_files())} build input files"
@@ -1054,11 +1074,13 @@ def ensure_images(
         push_images(result.refs, reg, log)
         timings["push"] = time.monotonic() - t0
     else:
-        to_load = list(result.refs.values()) + ([db_image] if db_image else [])
+        to_load = list(dict.fromkeys(
+            [*result.refs.values(), *([db_image] if db_image else []), *db_images.values()]))
         loaded = load_images(target, to_load, log)
         timings["load"] = loaded.seconds
     return Images(tag=tag, refs=result.refs, registry=reg, db_image=db_image,
-                  base_image=base_image, built=result.built, timings=timings)
+                  base_image=base_image, built=result.built, timings=timings,
+                  db_images=db_images)
 
 
 # ---------------------------------------------------------------------------------------------
