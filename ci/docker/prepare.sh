@@ -4,8 +4,9 @@
 #   2. the Compose v2 CLI plugin  (compose/install.sh: built once from the Go module proxy)
 #   3. debian:bookworm-slim       (base/build.sh: debootstrap + docker import, by recipe hash)
 #   4. the CI database image      (mariadb/build.sh: Debian's MariaDB, the official contract)
+#   5. the CI MySQL image         (mysql/build.sh: Oracle MySQL from Debian sid, same contract)
 # Prints on stdout, one per line, the settings a Compose run here needs:
-#   CI_BASE_IMAGE=<ref>   DB_IMAGE=<ref>
+#   CI_BASE_IMAGE=<ref>   DB_IMAGE=<ref>   MYSQL_DB_IMAGE=<ref>
 # and on stderr what it did and how long each step took.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,4 +25,5 @@ step engine "$here/start-dockerd.sh"
 step compose "$here/compose/install.sh"
 base=$(step base "$here/base/build.sh")
 db=$(step database "$here/mariadb/build.sh" "$base")
-printf 'CI_BASE_IMAGE=%s\nDB_IMAGE=%s\n' "$base" "$db"
+mysql=$(step mysql "$here/mysql/build.sh")
+printf 'CI_BASE_IMAGE=%s\nDB_IMAGE=%s\nMYSQL_DB_IMAGE=%s\n' "$base" "$db" "$mysql"

@@ -9,8 +9,10 @@
 
 Measurements (image sizes, build and start-up times) are printed at the end of the run and
 written to out/containers-report.json. Settings:
-    POINTS_MESH_DB_IMAGE   database image to test instead of the CI one (e.g. mysql:8.4 where a
-                           registry is reachable)
+    POINTS_MESH_DB_IMAGE   database image of the Compose stack instead of the CI MySQL one (e.g.
+                           mysql:8.4 where a registry is reachable, or the CI MariaDB image)
+    POINTS_MESH_MYSQL_IMAGE  Oracle MySQL image for test_mysql_image.py instead of the CI one
+                           (MYSQL_DB_IMAGE of prepare.sh), e.g. mysql:8.4
 """
 
 from __future__ import annotations
@@ -71,12 +73,16 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         "prepare_s": "CI prerequisites (engine, compose, base, database image)",
         "prepare_again_s": "CI prerequisites, second call (cached)",
         "build_s": "docker compose build (four project images)",
+        "mysql_init_s": "CI MySQL image: docker run -> TCP answers (first start)",
         "up_to_clients_done_s": "docker compose up -d -> all six clients exited",
         "session_s": "container test session so far",
     }
     for key, label in labels.items():
         if key in MEASURE:
             tr.write_line(f"{label:<58} {MEASURE[key]:7.1f} s")
+    for key in ("mysql_version", "mysql_image_mb", "mysql_app_sessions"):
+        if key in MEASURE:
+            tr.write_line(f"{key}: {MEASURE[key]}")
     for line in MEASURE.get("prepare_steps", []):
         tr.write_line(f"  {line}")
     try:
@@ -106,10 +112,19 @@ def ci_env(session_clock: float) -> dict[str, str]:
     values = dict(
         line.split("=", 1) for line in proc.stdout.splitlines() if re.match(r"^[A-Z_]+=", line)
     )
-    if os.environ.get("POINTS_MESH_DB_IMAGE"):
-        values["DB_IMAGE"] = os.environ["POINTS_MESH_DB_IMAGE"]
+    # The Compose stack runs Oracle MySQL, as users get it (docker-compose.yml defaults to
+    # mysql:8.4; here the CI image from Debian's packages); the CI MariaDB image is the second
+    # flavour (POINTS_MESH_DB_IMAGE=<it> runs the stack on it).
+    values["STACK_DB_IMAGE"] = (os.environ.get("POINTS_MESH_DB_IMAGE")
+                                or values.get("MYSQL_DB_IMAGE") or values["DB_IMAGE"])
     _remove_stale_projects()
     return values
+
+
+@pytest.fixture(scope="session")
+def mysql_image(ci_env: dict[str, str]) -> str:
+    """The Oracle MySQL image under test: the CI one (ci/docker/mysql) unless overridden."""
+    return os.environ.get("POINTS_MESH_MYSQL_IMAGE") or ci_env["MYSQL_DB_IMAGE"]
 
 
 def _remove_stale_projects() -> None:
@@ -130,7 +145,7 @@ def _remove_stale_projects() -> None:
 @pytest.fixture(scope="session")
 def stack_files(ci_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Stack:
     tmp = tmp_path_factory.mktemp("stack")
-    env_file, override, passwords = write_stack_files(tmp, ci_env["DB_IMAGE"])
+    env_file, override, passwords = write_stack_files(tmp, ci_env["STACK_DB_IMAGE"])
     return Stack(
         project=f"{PROJECT_PREFIX}{uuid.uuid4().hex[:8]}",
         env_file=env_file,

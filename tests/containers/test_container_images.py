@@ -46,6 +46,8 @@ def test_ci_prerequisites_are_cached(ci_env: dict[str, str]) -> None:
     MEASURE["prepare_again_s"] = time.monotonic() - t0
     assert "[ci-base] cached" in proc.stderr
     assert "[ci-mariadb] cached" in proc.stderr
+    assert "[ci-sid] cached" in proc.stderr and "[ci-mysql] cached" in proc.stderr
+    assert f"MYSQL_DB_IMAGE={ci_env['MYSQL_DB_IMAGE']}" in proc.stdout.splitlines()
     assert proc.stdout.splitlines()[0] == f"CI_BASE_IMAGE={ci_env['CI_BASE_IMAGE']}"
     assert MEASURE["prepare_again_s"] < 30
 

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Entrypoint of the CI database image: the contract of the official mysql/mariadb images.
+# Entrypoint of the CI database images (ci/docker/mariadb and ci/docker/mysql share this file):
+# the contract of the official mysql/mariadb images, for either server flavour. The flavour is
+# the server installed: MariaDB when mariadb-install-db exists, else Oracle MySQL.
 #
-# First start (empty data directory): create the system tables, start a temporary server that
-# listens on the socket only (so a TCP health check fails until initialisation is complete), set
-# the root password (MYSQL_ROOT_PASSWORD, MYSQL_ALLOW_EMPTY_PASSWORD or MYSQL_RANDOM_ROOT_PASSWORD),
-# create MYSQL_DATABASE and MYSQL_USER/MYSQL_PASSWORD if given, run /docker-entrypoint-initdb.d
-# in name order (*.sh: executed if executable, else sourced with docker_process_sql available;
-# *.sql, *.sql.gz, *.sql.xz, *.sql.zst: fed to the server), stop the temporary server.
-# Then, and on every later start, exec the server with the arguments given.
+# First start (empty data directory): create the system tables (mariadb-install-db, or
+# mysqld --initialize-insecure), start a temporary server that listens on the socket only (so a
+# TCP health check fails until initialisation is complete), set the root password
+# (MYSQL_ROOT_PASSWORD, MYSQL_ALLOW_EMPTY_PASSWORD or MYSQL_RANDOM_ROOT_PASSWORD), create
+# MYSQL_DATABASE and MYSQL_USER/MYSQL_PASSWORD if given, run /docker-entrypoint-initdb.d in name
+# order (*.sh: executed if executable, else sourced with docker_process_sql available; *.sql,
+# *.sql.gz, *.sql.xz, *.sql.zst: fed to the server), stop the temporary server.
+# Then, and on every later start, exec the server with the arguments given. Started as root, it
+# first gives the data directory to the mysql user and drops to it.
 # Every MYSQL_X may be given as MARIADB_X, and the secrets also as X_FILE (a file to read).
 set -eo pipefail
 shopt -s nullglob
@@ -42,8 +46,12 @@ file_env() {
     unset "${var}_FILE" "${mvar}_FILE"
 }
 
-SOCKET=/run/mysqld/mysqld.sock
 DATADIR=/var/lib/mysql
+if command -v mariadb-install-db >/dev/null; then
+    FLAVOUR=MariaDB SERVER=mariadbd CLIENT=mariadb SOCKET=/run/mysqld/mysqld.sock
+else
+    FLAVOUR=MySQL SERVER=mysqld CLIENT=mysql SOCKET=/var/run/mysqld/mysqld.sock
+fi
 
 _mysql_passfile() {
     if [ "$1" != --dont-use-mysql-root-password ] && [ -n "$MYSQL_ROOT_PASSWORD" ]; then
@@ -53,7 +61,7 @@ _mysql_passfile() {
     fi
 }
 
-# docker_process_sql [--dont-use-mysql-root-password] [mariadb options]: run SQL from stdin as
+# docker_process_sql [--dont-use-mysql-root-password] [client options]: run SQL from stdin as
 # root on the temporary server, in MYSQL_DATABASE when set (as the official images do).
 docker_process_sql() {
     local passfile_arg=
@@ -64,7 +72,7 @@ docker_process_sql() {
     if [ -n "${MYSQL_DATABASE:-}" ]; then
         set -- --database="$MYSQL_DATABASE" "$@"
     fi
-    mariadb --defaults-extra-file=<(_mysql_passfile "$passfile_arg") --protocol=socket -uroot \
+    "$CLIENT" --defaults-extra-file=<(_mysql_passfile "$passfile_arg") --protocol=socket -uroot \
         -hlocalhost --socket="$SOCKET" --comments "$@"
 }
 
@@ -98,8 +106,11 @@ docker_process_init_files() {
 }
 
 docker_temp_server_start() {
-    "$@" --skip-networking --default-time-zone=SYSTEM --socket="$SOCKET" --wsrep_on=OFF \
-        --expire-logs-days=0 --skip-slave-start --loose-innodb_buffer_pool_load_at_startup=0 &
+    if [ "$FLAVOUR" = MariaDB ]; then
+        set -- "$@" --wsrep_on=OFF --expire-logs-days=0 --skip-slave-start \
+            --loose-innodb_buffer_pool_load_at_startup=0
+    fi
+    "$@" --skip-networking --default-time-zone=SYSTEM --socket="$SOCKET" &
     MARIADB_PID=$!
     local i
     for i in $(seq 30 -1 0); do
@@ -139,7 +150,9 @@ docker_setup_db() {
             "set one of MYSQL_ROOT_PASSWORD, MYSQL_ALLOW_EMPTY_PASSWORD and MYSQL_RANDOM_ROOT_PASSWORD"
     fi
     if [ -n "$MYSQL_RANDOM_ROOT_PASSWORD" ]; then
-        MYSQL_ROOT_PASSWORD=$(tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32)
+        # (finite input: `tr </dev/urandom | head` dies of SIGPIPE, fatal under pipefail)
+        MYSQL_ROOT_PASSWORD=$(head -c 64 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9')
+        MYSQL_ROOT_PASSWORD=${MYSQL_ROOT_PASSWORD:0:32}
         export MYSQL_ROOT_PASSWORD
         mysql_note "GENERATED ROOT PASSWORD: $MYSQL_ROOT_PASSWORD"
     fi
@@ -151,9 +164,16 @@ docker_setup_db() {
         root_host_sql="CREATE USER IF NOT EXISTS 'root'@'$host' IDENTIFIED BY '$rootpw';
 GRANT ALL ON *.* TO 'root'@'$host' WITH GRANT OPTION;"
     fi
+    local flavour_sql   # MariaDB's install-db leaves anonymous and extra root accounts
+    if [ "$FLAVOUR" = MariaDB ]; then
+        flavour_sql="DELETE FROM mysql.global_priv WHERE user = '' OR (user = 'root' AND host NOT IN ('localhost'));
+DELETE FROM mysql.proxies_priv WHERE host NOT IN ('localhost');"
+    else   # as the official mysql image: autocommit on, nothing of this in a binary log
+        flavour_sql="SET autocommit = 1;
+SET @@SESSION.SQL_LOG_BIN = 0;"
+    fi
     docker_process_sql --dont-use-mysql-root-password --database=mysql <<SQL
-DELETE FROM mysql.global_priv WHERE user = '' OR (user = 'root' AND host NOT IN ('localhost'));
-DELETE FROM mysql.proxies_priv WHERE host NOT IN ('localhost');
+$flavour_sql
 ALTER USER 'root'@'localhost' IDENTIFIED BY '$rootpw';
 $root_host_sql
 DROP DATABASE IF EXISTS test;
@@ -176,9 +196,20 @@ SQL
     fi
 }
 
+docker_init_database_dir() {
+    if [ "$FLAVOUR" = MariaDB ]; then
+        mariadb-install-db --datadir="$DATADIR" --rpm --auth-root-authentication-method=normal \
+            --skip-test-db "${@:2}" --default-time-zone=SYSTEM --skip-log-bin \
+            --expire-logs-days=0 >/dev/null
+    else
+        # root@localhost without a password, reachable on the socket only until docker_setup_db
+        "$@" --initialize-insecure --default-time-zone=SYSTEM --autocommit=1
+    fi
+}
+
 _main() {
     if [ "${1:0:1}" = - ]; then
-        set -- mariadbd "$@"
+        set -- "$SERVER" "$@"
     fi
     if [ "$1" = mariadbd ] || [ "$1" = mysqld ]; then
         if [ "$(id -u)" = 0 ]; then
@@ -188,17 +219,15 @@ _main() {
         fi
         docker_setup_env
         if [ ! -d "$DATADIR/mysql" ]; then
-            mysql_note "Initializing database files"
-            mariadb-install-db --datadir="$DATADIR" --rpm --auth-root-authentication-method=normal \
-                --skip-test-db "${@:2}" --default-time-zone=SYSTEM --skip-log-bin \
-                --expire-logs-days=0 >/dev/null
+            mysql_note "Initializing database files ($FLAVOUR)"
+            docker_init_database_dir "$@"
             mysql_note "Starting temporary server"
             docker_temp_server_start "$@"
             docker_setup_db
             docker_process_init_files /docker-entrypoint-initdb.d/*
             mysql_note "Stopping temporary server"
             docker_temp_server_stop
-            mysql_note "MariaDB init process done. Ready for start up."
+            mysql_note "$FLAVOUR init process done. Ready for start up."
         fi
     fi
     exec "$@"
