@@ -8,13 +8,14 @@ PYTHON ?= $(VENV)/bin/python
 PYTEST ?= $(PYTHON) -m pytest
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: help setup build render check-render lint test test-c-units demo bench \
+.PHONY: help setup build render check-render lint test test-mysql test-c-units demo bench \
         test-containers cluster cluster-delete test-cluster test-e2e k8s-demo ci clean
 
 help:
 	@echo "make setup            install prerequisites (apt-get when root), .venv, build C"
 	@echo "make demo             private database + all six servers + all six clients"
 	@echo "make test             lint, render drift check, unit, chart, conformance, integration"
+	@echo "make test-mysql       conformance + integration against Oracle MySQL (root once: install)"
 	@echo "make bench            load-test each server against a no-database reference"
 	@echo "make render           re-render files derived from protocol.toml and roster.yaml"
 	@echo "make test-containers  images + docker compose (needs a Docker engine)"
@@ -40,6 +41,13 @@ lint: check-render
 
 test: build lint
 	$(PYTEST) tests/unit tests/chart tests/conformance tests/integration
+
+# The conformance and integration suites against Oracle MySQL instead of MariaDB: the dev
+# database's MySQL flavour (pointsmesh.devdb). tools/install-mysql.sh builds MySQL's Debian root
+# once (as root; cached outside the checkout), then only checks it.
+test-mysql: build
+	tools/install-mysql.sh $(VENV)
+	POINTS_MESH_DB_FLAVOUR=mysql $(PYTEST) tests/conformance tests/integration
 
 demo: build
 	$(PYTHON) -m pointsmesh.demo

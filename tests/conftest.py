@@ -1,4 +1,5 @@
-"""Shared fixtures: a private MariaDB per session, servers as real processes, clean teardown.
+"""Shared fixtures: a private database per session (MariaDB, or MySQL with
+POINTS_MESH_DB_FLAVOUR=mysql), servers as real processes, clean teardown.
 
 Every server a test starts is stopped with SIGTERM at teardown; the test then fails if the
 server did not exit 0 or if a sanitizer reported anything in its output.

@@ -6,7 +6,9 @@
 #   - a Python virtual environment in .venv with the project's packages (editable) and test tools;
 #   - the C server and client, normal and ASan+UBSan builds;
 #   - the chart tools of tests/chart, helm and helm-unittest, built with Go (preinstalled in
-#     /usr/local/go) and cached in /var/cache/points-mesh (tools/install-chart-tools.sh).
+#     /usr/local/go) and cached in /var/cache/points-mesh (tools/install-chart-tools.sh);
+#   - with POINTS_MESH_DB_FLAVOUR=mysql, Oracle MySQL for the dev database (tools/install-mysql.sh,
+#     also run by `make test-mysql`; cached in /var/cache/points-mesh).
 # Nothing else system-wide is touched (besides that build cache): the database used by the demo
 # and tests is a private one.
 set -euo pipefail
@@ -68,4 +70,8 @@ say "building the C server and client (normal and ASan+UBSan)"
 make -s build
 say "installing the chart tools (helm, helm-unittest; built once, then cached)"
 tools/install-chart-tools.sh "$VENV"
-say "ready: make demo | make test | make bench"
+if [ "${POINTS_MESH_DB_FLAVOUR:-mariadb}" = mysql ]; then
+    say "installing Oracle MySQL for the dev database's MySQL flavour (built once, then cached)"
+    tools/install-mysql.sh "$VENV"
+fi
+say "ready: make demo | make test | make bench (make test-mysql: the same suites on Oracle MySQL)"

@@ -415,14 +415,14 @@ def _real_servers() -> list[str]:
 
 @pytest.mark.slow
 def test_clients_against_the_real_servers(tmp_path: Path) -> None:
-    """Each client gets the row the database holds from each real server (private MariaDB)."""
+    """Each client gets the row the database holds from each real server (private database)."""
     kinds = _real_servers()
     if not kinds:
         pytest.skip("no server built yet")
     try:
         db = DevDB(tmp_path / "db").start()
     except DevDBError as exc:
-        pytest.skip(f"no MariaDB: {exc}")
+        pytest.skip(f"no private database: {exc}")
     servers: list[ServerProc] = []
     try:
         for kind in kinds:

@@ -1,5 +1,6 @@
 """The system with real parts: both clients against both servers, the updater and its lock,
-database outages, and load. Every test uses a real MariaDB, real processes and real sockets."""
+database outages, and load. Every test uses a real MariaDB or MySQL (pointsmesh.devdb), real
+processes and real sockets."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """`make bench`: load-test each server next to a no-database reference, in one run.
 
-Starts a private MariaDB (pointsmesh.devdb), the reference server (bench/refserver.c: constant
-reply, no database, the same close sequence as the real servers), one C server and one Python
-server owning real rows, then drives each with the project's load generator
+Starts a private MariaDB or MySQL (pointsmesh.devdb), the reference server (bench/refserver.c:
+constant reply, no database, the same close sequence as the real servers), one C server and one
+Python server owning real rows, then drives each with the project's load generator
 (pointsmesh.loadgen: a fresh connection per request, several generator processes) at each
 concurrency level, interleaved (reference, C, Python at one level, then the next level) so that
 a noisy machine hurts all three alike. Prints one table and the targets, writes the results as
@@ -240,13 +240,13 @@ class Bench:
         self.start_plain("seed", [sys.executable, str(SEED_SERVER)], env, port, 30)
 
     def start_db(self) -> None:
-        print("starting a private MariaDB ...", flush=True)
         db = DevDB(self.base / "db")
+        print(f"starting a private {db.label} ...", flush=True)
         try:
             self.db = db.start()
         except DevDBError as exc:
             db.kill()
-            raise BenchError(f"cannot start the private MariaDB: {exc}") from exc
+            raise BenchError(f"cannot start the private {db.label}: {exc}") from exc
 
     def start_server(self, kind: str) -> None:
         assert self.db is not None

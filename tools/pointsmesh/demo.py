@@ -1,9 +1,9 @@
 """`make demo`: the whole roster on this machine, no containers, nothing system-wide.
 
-Starts a private MariaDB in a temporary directory on a free loopback port, loads sql/, starts
-every server of roster.yaml (C and Python, short update interval), runs every client (each
-language against its own server) twice, one update interval apart, prints the replies, and shuts
-everything down cleanly.
+Starts a private MariaDB (or MySQL, POINTS_MESH_DB_FLAVOUR) in a temporary directory on a free
+loopback port, loads sql/, starts every server of roster.yaml (C and Python, short update
+interval), runs every client (each language against its own server) twice, one update interval
+apart, prints the replies, and shuts everything down cleanly.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     try:
         db.start()
-        print(f"private MariaDB on 127.0.0.1:{db.port} (data in {db.datadir})")
+        print(f"private {db.label} on 127.0.0.1:{db.port} (data in {db.datadir})")
         for s in roster:
             port = s.port if port_is_free(s.port) else free_port()
             note = "" if port == s.port else f" (roster port {s.port} is busy here)"

@@ -1,4 +1,4 @@
-"""A private MariaDB/MySQL server in a temporary directory, on a free loopback port.
+"""A private MariaDB or Oracle MySQL server in a temporary directory, on a free loopback port.
 
 Nothing system-wide is touched: the data directory, socket, pid file and log live under one
 directory, the server listens on 127.0.0.1 only, and `stop()` removes the process.
@@ -6,11 +6,25 @@ directory, the server listens on 127.0.0.1 only, and `stop()` removes the proces
     python -m pointsmesh.devdb --dir /tmp/pm-db   # start, load sql/, print the DB_* settings
 
 Used by the tests, `make demo` and `make bench`.
+
+Two flavours, chosen by the environment variable POINTS_MESH_DB_FLAVOUR (or DevDB's `flavour`
+field, or --flavour here):
+
+  mariadb  (default) the host's MariaDB packages (mariadbd, mariadb-install-db, mariadb).
+  mysql    Oracle MySQL from the Debian root that tools/install-mysql.sh builds and caches
+           (`make test-mysql` runs it). Its mysqld and mysql run on the host through that root's
+           own dynamic loader and libraries, with no chroot, so neither root nor a container is
+           needed to run it, only to build the cache once. The root is found through
+           POINTS_MESH_MYSQL_ROOT, else the record <venv>/mysql.env that the script writes.
+
+Both flavours load the same sql/*.sql and sql/app-user.sql.in, so the application account has
+each server's default authentication plugin (caching_sha2_password on MySQL).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import getpass
 import os
@@ -31,6 +45,11 @@ from . import ROOT
 SQL_DIR = ROOT / "sql"
 APP_USER = "points_app"
 
+FLAVOURS = ("mariadb", "mysql")
+FLAVOUR_ENV = "POINTS_MESH_DB_FLAVOUR"
+MYSQL_ROOT_ENV = "POINTS_MESH_MYSQL_ROOT"
+MYSQL_RECORD = "mysql.env"
+
 
 class DevDBError(RuntimeError):
     pass
@@ -45,6 +64,118 @@ def _find(*names: str) -> str:
         f"none of {', '.join(names)} found; install MariaDB "
         "(Debian/Ubuntu: apt-get install mariadb-server mariadb-client) or run `make setup`"
     )
+
+
+def default_flavour() -> str:
+    """The flavour POINTS_MESH_DB_FLAVOUR names (mariadb when unset or empty)."""
+    value = os.environ.get(FLAVOUR_ENV, "").strip().lower() or "mariadb"
+    if value not in FLAVOURS:
+        raise DevDBError(f"{FLAVOUR_ENV}={value!r}: expected one of {', '.join(FLAVOURS)}")
+    return value
+
+
+def _read_record(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class MySQLRoot:
+    """A Debian root holding Oracle MySQL (tools/install-mysql.sh), run from the host."""
+
+    path: Path
+
+    @classmethod
+    def find(cls) -> MySQLRoot:
+        override = os.environ.get(MYSQL_ROOT_ENV)
+        if override:
+            where = f"the environment variable {MYSQL_ROOT_ENV}"
+            root = Path(override)
+        else:
+            records = list(dict.fromkeys(
+                [Path(sys.prefix) / MYSQL_RECORD, ROOT / ".venv" / MYSQL_RECORD]))
+            record = next((r for r in records if r.is_file()), None)
+            if record is None:
+                raise DevDBError(
+                    "the MySQL flavour needs Oracle MySQL installed once, as root: "
+                    "run tools/install-mysql.sh (or `make test-mysql`); "
+                    f"none of {', '.join(map(str, records))} exists"
+                )
+            where = str(record)
+            root = Path(_read_record(record).get("MYSQL_ROOT", ""))
+        found = cls(root)
+        if not os.access(found.loader, os.X_OK) or not found.mysqld.is_file():
+            raise DevDBError(
+                f"no MySQL root at {root} (from {where}); run tools/install-mysql.sh as root"
+            )
+        return found
+
+    @property
+    def loader(self) -> Path:
+        return self.path / "usr/lib64/ld-linux-x86-64.so.2"
+
+    @property
+    def mysqld(self) -> Path:
+        return self.path / "usr/sbin/mysqld"
+
+    def command(self, program: Path) -> list[str]:
+        """Run one of the root's programs on the host with the root's loader and libraries."""
+        return [str(self.loader), "--library-path", str(self.path / "usr/lib/x86_64-linux-gnu"),
+                str(program)]
+
+    def env(self) -> dict[str, str]:
+        """The environment for the root's programs: its own OpenSSL configuration and modules
+        (TLS certificates are generated and served by the root's libssl)."""
+        env = dict(os.environ)
+        env["OPENSSL_CONF"] = str(self.path / "etc/ssl/openssl.cnf")
+        env["OPENSSL_MODULES"] = str(self.path / "usr/lib/x86_64-linux-gnu/ossl-modules")
+        return env
+
+    def server_args(self) -> list[str]:
+        """Where mysqld finds its own files (it would look under /usr of the host)."""
+        share = self.path / "usr/share/mysql"
+        return [
+            f"--basedir={self.path / 'usr'}",
+            f"--lc-messages-dir={share}",
+            f"--character-sets-dir={share / 'charsets'}",
+            f"--plugin-dir={self.path / 'usr/lib/mysql/plugin'}",
+        ]
+
+
+_MYSQL_TEMPLATES: dict[Path, Path] = {}
+
+
+def _mysql_template(my: MySQLRoot) -> Path:
+    """A data directory initialised by this root's mysqld, made once per process (removed at
+    exit); DevDB copies it."""
+    if my.path in _MYSQL_TEMPLATES:
+        return _MYSQL_TEMPLATES[my.path]
+    work = Path(tempfile.mkdtemp(prefix="pointsmesh-mysql-init-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
+    (work / "tmp").mkdir()
+    log = work / "init.log"
+    cmd = [
+        *my.command(my.mysqld),
+        "--no-defaults",
+        "--initialize-insecure",
+        *my.server_args(),
+        f"--datadir={work / 'data'}",
+        f"--tmpdir={work / 'tmp'}",
+        f"--log-error={log}",
+        *(["--user=root"] if os.geteuid() == 0 else []),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=my.env())
+    if res.returncode != 0:
+        text = ""
+        with contextlib.suppress(OSError):
+            text = log.read_text(errors="replace")
+        raise DevDBError(f"mysqld --initialize-insecure failed:\n{res.stderr}\n{text}")
+    _MYSQL_TEMPLATES[my.path] = work / "data"
+    return work / "data"
 
 
 def terminate(proc: subprocess.Popen, timeout: float) -> bool:
@@ -89,7 +220,24 @@ class DevDB:
     app_user: str = APP_USER
     app_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     time_zone: str = "+08:00"
+    flavour: str = field(default_factory=default_flavour)
     proc: subprocess.Popen | None = None
+    _mysql: MySQLRoot | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.flavour not in FLAVOURS:
+            raise DevDBError(f"flavour {self.flavour!r}: expected one of {', '.join(FLAVOURS)}")
+
+    @property
+    def label(self) -> str:
+        """MariaDB or MySQL, for messages."""
+        return "MySQL" if self.flavour == "mysql" else "MariaDB"
+
+    @property
+    def mysql_root(self) -> MySQLRoot:
+        if self._mysql is None:
+            self._mysql = MySQLRoot.find()
+        return self._mysql
 
     @property
     def datadir(self) -> Path:
@@ -136,6 +284,9 @@ class DevDB:
         return ["--user=root"] if os.geteuid() == 0 else []
 
     def _install(self) -> None:
+        if self.flavour == "mysql":
+            self._install_mysql()
+            return
         install = _find("mariadb-install-db", "mysql_install_db")
         self.datadir.mkdir(parents=True, exist_ok=True)
         self.tmpdir.mkdir(parents=True, exist_ok=True)
@@ -154,11 +305,38 @@ class DevDB:
         if res.returncode != 0:
             raise DevDBError(f"{install} failed:\n{res.stdout}\n{res.stderr}")
 
+    def _install_mysql(self) -> None:
+        """A fresh MySQL data directory: a copy of one made by `mysqld --initialize-insecure`
+        once per process (about 3 s; the copy takes a tenth of that), with its own server UUID.
+        Like mariadb-install-db, it has root@localhost without a password, and the TLS
+        certificates and RSA key pair that MySQL generates on initialisation."""
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
+        if self.datadir.exists() and any(self.datadir.iterdir()):
+            raise DevDBError(f"{self.datadir} is not empty and holds no MySQL data directory")
+        with contextlib.suppress(FileNotFoundError):
+            self.datadir.rmdir()
+        shutil.copytree(_mysql_template(self.mysql_root), self.datadir, symlinks=True)
+        (self.datadir / "auto.cnf").unlink(missing_ok=True)  # server_uuid, made anew at start
+
+    def _server_command(self) -> tuple[list[str], dict[str, str] | None]:
+        if self.flavour == "mysql":
+            my = self.mysql_root
+            return [
+                *my.command(my.mysqld),
+                "--no-defaults",
+                *my.server_args(),
+                "--secure-file-priv=NULL",  # no LOAD DATA / SELECT INTO OUTFILE anywhere
+                "--mysqlx=OFF",  # the X protocol would listen on port 33060 of every address
+                "--skip-log-bin",  # MySQL 8+ writes a binary log by default; nothing reads it
+                "--performance-schema=OFF",  # saves memory; nothing here reads it
+            ], my.env()
+        return [_find("mariadbd", "mysqld"), "--no-defaults"], None
+
     def _launch(self) -> None:
-        server = _find("mariadbd", "mysqld")
+        head, env = self._server_command()
+        server = self.label
         cmd = [
-            server,
-            "--no-defaults",
+            *head,
             f"--datadir={self.datadir}",
             f"--tmpdir={self.tmpdir}",
             f"--socket={self.socket_path}",
@@ -174,7 +352,7 @@ class DevDB:
         ]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, env=env,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -235,8 +413,12 @@ class DevDB:
     # -- SQL as root -------------------------------------------------------------------------
 
     def _client(self) -> list[str]:
+        if self.flavour == "mysql":
+            head = self.mysql_root.command(self.mysql_root.path / "usr/bin/mysql")
+        else:
+            head = [_find("mariadb", "mysql")]
         return [
-            _find("mariadb", "mysql"),
+            *head,
             "--no-defaults",
             "--user=root",
             f"--socket={self.socket_path}",
@@ -301,9 +483,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--dir", type=Path, help="base directory (default: a new temporary one)")
     ap.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
+    ap.add_argument("--flavour", choices=FLAVOURS, default=None,
+                    help=f"mariadb or mysql (default: ${FLAVOUR_ENV}, else mariadb)")
     args = ap.parse_args(argv)
     base = args.dir or Path(tempfile.mkdtemp(prefix="pointsmesh-db-"))
-    db = DevDB(base, port=args.port).start()
+    db = DevDB(base, port=args.port, flavour=args.flavour or default_flavour()).start()
+    print(f"# {db.label} on 127.0.0.1:{db.port}", file=sys.stderr)
     for k, v in db.env().items():
         print(f"{k}={v}")
     print(f"# root: {' '.join(db._client())}", file=sys.stderr)
