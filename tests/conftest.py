@@ -13,9 +13,19 @@ from pathlib import Path
 import pytest
 from testhelpers import SERVER_KINDS, counter
 
-from pointsmesh.devdb import DevDB
+from pointsmesh.devdb import DevDB, DevDBError, default_flavour, server_version
 from pointsmesh.procs import ServerProc
 from pointsmesh.spec import Protocol, load_protocol
+
+
+def pytest_report_header() -> str:
+    """The database the suites run against, with its exact version."""
+    flavour = default_flavour()
+    try:
+        version = server_version(flavour)
+    except DevDBError as e:
+        version = f"not installed ({e})"
+    return f"database: {flavour} ({version})"
 
 
 @pytest.fixture(params=SERVER_KINDS)

@@ -146,6 +146,19 @@ class MySQLRoot:
         ]
 
 
+def server_version(flavour: str | None = None) -> str:
+    """`mysqld --version` of the flavour's server (for test headers and reports)."""
+    flavour = flavour or default_flavour()
+    if flavour == "mysql":
+        my = MySQLRoot.find()
+        cmd, env = [*my.command(my.mysqld), "--version"], my.env()
+    else:
+        cmd, env = [_find("mariadbd", "mysqld"), "--version"], None
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=env, check=False)
+    text = (res.stdout or res.stderr).strip()
+    return text[text.find("Ver "):] if "Ver " in text else text  # without the binary's path
+
+
 _MYSQL_TEMPLATES: dict[Path, Path] = {}
 
 
