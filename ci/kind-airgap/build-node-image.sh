@@ -3,7 +3,8 @@
 # and Debian packages (Debian's archive). Cached: a second run with the same recipe is quick.
 #
 #   build-node-image.sh            build what is missing, print the node image name
-#   build-node-image.sh binaries   only the Go stage (kind, helm, Kubernetes, etcd, CoreDNS, pause)
+#   build-node-image.sh binaries   only the Go stage (kind, helm, Kubernetes, etcd, CoreDNS, pause,
+#                                  kube-router, local-path-provisioner)
 #   build-node-image.sh env        print KIND=, HELM=, KUBECTL=, NODE_IMAGE= for the cached build
 #                                  (builds what is missing first)
 #   build-node-image.sh images     also list the images preloaded into the node
@@ -14,6 +15,8 @@
 #   docker images        points-mesh/kind-debian:<key>              debootstrap --variant=minbase
 #                        points-mesh/kind-base:<key>                + kind's base files + node packages
 #                        points-mesh/kind-<component>:<key>         control-plane images (scratch/debian)
+#                        points-mesh/kind-kube-router:<key>         add-on images (debian, addons/)
+#                        points-mesh/kind-local-path:<key>
 #                        points-mesh/kind-node:<k8s>-<recipe hash>  final node image, images preloaded
 #   (<key>: hash of the stage's recipe and inputs; the kubeadm names are given only inside the node)
 set -euo pipefail
@@ -123,6 +126,19 @@ go_k8s() { # Kubernetes: shim module with one replace per staging module, derive
     "$out/kubeadm" version -o short >&2
 }
 
+# Add-ons (addons/, started by cluster.sh). kube-router v2.1.0 is flagged for reported
+# security flaws: it only ever runs inside this throwaway CI cluster and is never shipped.
+go_kube_router() { # kube-router (NetworkPolicy enforcement), version ldflags of its Makefile
+    local v=github.com/cloudnativelabs/kube-router/v2/pkg/version
+    GOBIN="$1" CGO_ENABLED=0 ka_nice go install -trimpath -ldflags "-s -w -X $v.Version=$KUBE_ROUTER_VERSION" \
+        "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION"
+}
+
+go_local_path() { # rancher local-path-provisioner: module root is the main package, no replaces
+    GOBIN="$1" CGO_ENABLED=0 ka_nice go install -trimpath -ldflags "-s -w -X main.VERSION=$LOCAL_PATH_VERSION" \
+        "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION"
+}
+
 build_binaries() {
     ka_bin_stage pause go_pause "$(cd "$KA_DIR/pause" && cat go.mod main.go | sha256sum)"
     ka_bin_stage kind go_kind "$KIND_VERSION"
@@ -130,6 +146,8 @@ build_binaries() {
     ka_bin_stage coredns go_coredns "$COREDNS_VERSION"
     ka_bin_stage etcd go_etcd "$ETCD_VERSION"
     ka_bin_stage k8s go_k8s "$K8S_VERSION $K8S_GO_TOOLCHAIN"
+    ka_bin_stage kube-router go_kube_router "$KUBE_ROUTER_VERSION"
+    ka_bin_stage local-path go_local_path "$LOCAL_PATH_VERSION"
 }
 
 # ---------------------------------------------------------------- image stages
@@ -203,6 +221,20 @@ img_kube_proxy() {
     rm -rf "$ctx"
 }
 
+# Add-on images: the Debian base + apt packages (addons/*.Dockerfile) + the binary.
+img_addon() { # $1 ref, $2 Dockerfile in addons/, $3 binary
+    local ctx
+    ctx=$(mktemp -d "$KA_CACHE/work/addon-ctx.XXXXXX")
+    cp "$3" "$KA_DIR/addons/$2" "$ctx/"
+    ka_nice docker build -q --force-rm --build-arg "DEBIAN_IMAGE=$IMG_debian" -f "$ctx/$2" -t "$1" "$ctx" >/dev/null
+    rm -rf "$ctx"
+}
+img_kube_router() { img_addon "$1" kube-router.Dockerfile "$BIN_kube_router/kube-router"; }
+img_local_path() { img_addon "$1" local-path.Dockerfile "$BIN_local_path/local-path-provisioner"; }
+
+# Names the add-on manifests (addons/*.yaml) use for the preloaded images (imagePullPolicy: Never).
+ADDON_IMAGES=("pointsmesh.local/kube-router:$KUBE_ROUTER_VERSION" "pointsmesh.local/local-path-provisioner:$LOCAL_PATH_VERSION")
+
 # The images kubeadm will look for, mapped to our builds; fails on anything unknown, so a
 # version bump that changes kubeadm's list cannot silently produce a node that pulls.
 PRELOAD=()   # "registry-name=local-ref"
@@ -224,6 +256,10 @@ plan_preload() {
             *) ka_die "kubeadm wants $name, which versions.env does not build (fix ETCD_VERSION/COREDNS_VERSION/PAUSE_TAG)" ;;
         esac
     done
+    PRELOAD+=("${ADDON_IMAGES[0]}=$IMG_kube_router" "${ADDON_IMAGES[1]}=$IMG_local_path")
+    for name in "${ADDON_IMAGES[@]}"; do   # a version bump must not leave a manifest naming the old tag
+        cat "$KA_DIR"/addons/*.yaml | grep -q "image: $name\$" || ka_die "no manifest in addons/ uses $name"
+    done
 }
 
 build_node() { # kind's node-image recipe: base + kubelet/kubeadm/kubectl + preloaded images, docker commit
@@ -232,7 +268,12 @@ build_node() { # kind's node-image recipe: base + kubelet/kubeadm/kubectl + prel
     # shellcheck disable=SC2064
     trap "docker rm -f $cid >/dev/null 2>&1 || true; rm -f '$tar'" EXIT
     for b in kubeadm kubelet kubectl; do docker cp "$BIN_k8s/$b" "$cid:/usr/bin/$b"; done
-    docker exec "$cid" sh -c "chown root:root /usr/bin/kube* && chmod 0755 /usr/bin/kube* && mkdir -p /kind && echo $K8S_VERSION > /kind/version"
+    docker exec "$cid" sh -c "chown root:root /usr/bin/kube* && chmod 0755 /usr/bin/kube* && mkdir -p /kind/manifests && echo $K8S_VERSION > /kind/version"
+    # As in kind's own node images: `kind create cluster` applies /kind/manifests/default-storage.yaml
+    # instead of its host-path StorageClass. cluster.sh applies kube-router.yaml after creation.
+    docker cp "$KA_DIR/addons/local-path-storage.yaml" "$cid:/kind/manifests/default-storage.yaml"
+    docker cp "$KA_DIR/addons/kube-router.yaml" "$cid:/kind/manifests/kube-router.yaml"
+    docker exec "$cid" sh -c "chown root:root /kind/manifests/* && chmod 0644 /kind/manifests/*"
     for p in "${PRELOAD[@]}"; do docker tag "${p#*=}" "${p%%=*}"; names+=("${p%%=*}"); done
     docker save -o "$tar" "${names[@]}"
     docker rmi "${names[@]}" >/dev/null   # untag only: the local refs keep the layers
@@ -268,6 +309,8 @@ build_all() {
     ka_img_stage etcd img_etcd "$BIN_etcd"
     ka_img_stage coredns img_coredns "$BIN_coredns"
     ka_img_stage pause img_pause "$BIN_pause"
+    ka_img_stage kube-router img_kube_router "$BIN_kube_router $IMG_debian $(sha256sum <"$KA_DIR/addons/kube-router.Dockerfile")"
+    ka_img_stage local-path img_local_path "$BIN_local_path $IMG_debian $(sha256sum <"$KA_DIR/addons/local-path.Dockerfile")"
     NODE_IMAGE=$(ka_node_image)
     if ! ka_image_exists "$NODE_IMAGE"; then
         plan_preload
@@ -312,12 +355,12 @@ case "$cmd" in
     prune)
         build_all >/dev/null
         keep=" $IMG_debian $IMG_base $IMG_kube_apiserver $IMG_kube_controller_manager $IMG_kube_scheduler"
-        keep+=" $IMG_kube_proxy $IMG_etcd $IMG_coredns $IMG_pause $NODE_IMAGE "
+        keep+=" $IMG_kube_proxy $IMG_etcd $IMG_coredns $IMG_pause $IMG_kube_router $IMG_local_path $NODE_IMAGE "
         for ref in $(docker images --format '{{.Repository}}:{{.Tag}}' | grep -E "^$KA_IMAGE_REPO/kind-" | grep -v -- '-smoke:'); do
             case "$keep" in *" $ref "*) ;; *) ka_log "removing $ref"; docker rmi "$ref" >/dev/null || true ;; esac
         done
         for d in "$KA_CACHE"/bin/*; do
-            case " $BIN_pause $BIN_kind $BIN_helm $BIN_coredns $BIN_etcd $BIN_k8s " in
+            case " $BIN_pause $BIN_kind $BIN_helm $BIN_coredns $BIN_etcd $BIN_k8s $BIN_kube_router $BIN_local_path " in
                 *" $d "*) ;; *) ka_log "removing $d"; rm -rf "$d" ;;
             esac
         done

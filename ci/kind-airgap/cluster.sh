@@ -2,8 +2,9 @@
 # A real single-node Kubernetes cluster (kind) built without any container registry.
 #
 #   cluster.sh up          build the node image if not cached, create the cluster (or reuse a
-#                          healthy one), wait for node Ready and CoreDNS answering, and write
-#                          the kubeconfig (merged into ~/.kube/config or $KUBECONFIG, and a
+#                          healthy one), wait for node Ready, CoreDNS answering and the add-ons
+#                          (kube-router enforcing NetworkPolicies, local-path-provisioner behind
+#                          the default StorageClass), and write the kubeconfig (merged into ~/.kube/config or $KUBECONFIG, and a
 #                          dedicated copy: see `cluster.sh env`)
 #   cluster.sh down        delete the cluster (the cached images stay)
 #   cluster.sh status      exit 0 if the cluster is up and healthy
@@ -107,6 +108,37 @@ wait_ready() {
     ka_log "CoreDNS at $ip answers (kubernetes.default.svc.cluster.local: $n record)"
 }
 
+# Add-ons (addons/, images preloaded in the node image). local-path-provisioner and its
+# StorageClass were applied by `kind create cluster` itself (the node's
+# /kind/manifests/default-storage.yaml, as with stock kind); kube-router is applied here from the
+# node's copy of addons/kube-router.yaml, so manifest and preloaded image always match.
+# CI only: kube-router v2.1.0 is flagged for reported security flaws (see README).
+apply_addons() {
+    docker exec "$NODE" kubectl --kubeconfig=/etc/kubernetes/admin.conf apply \
+        -f /kind/manifests/kube-router.yaml >/dev/null \
+        || ka_die "could not apply /kind/manifests/kube-router.yaml in $NODE"
+}
+
+wait_addons() {
+    local deadline=$(( $(date +%s) + READY_TIMEOUT )) sc
+    ka_log "waiting for kube-router (NetworkPolicy enforcement, firewall-only)"
+    until k -n kube-system rollout status daemonset/kube-router --timeout=10s >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || { k -n kube-system get pods -l k8s-app=kube-router -o wide >&2 || true
+            k -n kube-system logs daemonset/kube-router --tail=30 >&2 || true
+            ka_die "kube-router not ready after ${READY_TIMEOUT}s"; }
+        sleep 2
+    done
+    ka_log "waiting for local-path-provisioner (default StorageClass)"
+    until k -n local-path-storage rollout status deployment/local-path-provisioner --timeout=10s >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || { k -n local-path-storage get pods -o wide >&2 || true
+            ka_die "local-path-provisioner not available after ${READY_TIMEOUT}s"; }
+        sleep 2
+    done
+    sc=$(k get storageclass -o jsonpath='{range .items[?(@.metadata.annotations.storageclass\.kubernetes\.io/is-default-class=="true")]}{.metadata.name}={.provisioner} {end}')
+    [ "$sc" = "standard=rancher.io/local-path " ] || ka_die "default StorageClass is '$sc', expected standard=rancher.io/local-path"
+    ka_log "add-ons ready: kube-router enforces NetworkPolicies; default StorageClass standard (rancher.io/local-path)"
+}
+
 healthy() {
     cluster_exists && node_running && [ -f "$KUBECONFIG_FILE" ] \
         && k get --raw /readyz >/dev/null 2>&1 \
@@ -123,7 +155,9 @@ cmd_up() {
     if cluster_exists; then
         if node_image_current && node_running && write_kubeconfig && healthy; then
             ka_log "reusing healthy cluster $KA_CLUSTER"
+            apply_addons
             wait_ready
+            wait_addons
             ka_log "cluster ready: image $((t1 - t0))s, cluster $(( $(date +%s) - t1 ))s (reused)"
             return 0
         fi
@@ -156,7 +190,9 @@ EOF
         [ "$attempt" -lt 2 ] || ka_die "kind create cluster failed twice"
     done
     write_kubeconfig
+    apply_addons
     wait_ready
+    wait_addons
     ka_log "cluster ready: image $((t1 - t0))s, cluster $(( $(date +%s) - t1 ))s, total $(( $(date +%s) - t0 ))s"
 }
 

@@ -5,7 +5,8 @@ KA_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$KA_DIR/versions.env"
 
 # Everything cached lives outside the checkout, so it survives fresh CI clones:
-#   $KA_CACHE/bin/<component>-<key>/   Go build outputs (kind, helm, k8s, etcd, coredns, pause)
+#   $KA_CACHE/bin/<component>-<key>/   Go build outputs (kind, helm, k8s, etcd, coredns, pause,
+#                                      kube-router, local-path)
 #   $KA_CACHE/work/                    shim modules and scratch space (safe to delete)
 #   $KA_CACHE/rootfs/                  debootstrap trees (deleted after import)
 #   docker images points-mesh/kind-*:<tag>-<recipe hash>
@@ -27,7 +28,7 @@ ka_short_hash() { sha256sum | cut -c1-12; }
 # Hash of the image recipe: every file that decides what goes into the node image.
 # cluster.sh, README and tests are deliberately not part of it.
 ka_recipe_hash() {
-    (cd "$KA_DIR" && find versions.env lib.sh build-node-image.sh node pause -type f -print0 \
+    (cd "$KA_DIR" && find versions.env lib.sh build-node-image.sh node pause addons -type f -print0 \
         | LC_ALL=C sort -z | xargs -0 sha256sum) | ka_short_hash
 }
 

@@ -68,9 +68,8 @@ def _job(name: str, image: str, args: list[str], volumes: dict[str, str] | None 
                     }],
                     "volumes": [{"name": c, "persistentVolumeClaim": {"claimName": c}}
                                 for c in volumes],
-                    # kind's default StorageClass (kubernetes.io/host-path) makes root-owned
-                    # 0755 directories and ignores fsGroup: writers must run as root.
-                    **({"securityContext": {"runAsUser": 0}} if volumes else {}),
+                    # The default StorageClass (local-path-provisioner, addons/) makes 0777
+                    # directories: the image's own non-root user (65534) writes to them.
                 },
             },
         },

@@ -290,21 +290,30 @@ def _revision(space: Space) -> int:
     return int(json.loads(space.helm("status", RELEASE, "-o", "json"))["version"])
 
 
+# Each target is retried until it opens, within one 10 s deadline per probe pod: a policy
+# enforcer admits a new pod's address a moment after the pod starts (kube-router rejects its
+# first connections outright), so "blocked" means blocked for the whole window.
 PROBE = """
-import socket, sys
+import socket, sys, time
+deadline = time.monotonic() + 10
 for target in sys.argv[1:]:
     host, port = target.rsplit(":", 1)
-    try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-        print("open", target)
-    except OSError as e:
-        print("blocked", target, e)
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=3).close()
+            print("open", target)
+            break
+        except OSError as e:
+            if time.monotonic() > deadline:
+                print("blocked", target, e)
+                break
+            time.sleep(0.5)
 """
 
 
 def _probe(space: Space, image: str, labels: dict[str, str], *targets: str) -> dict[str, str]:
     script = f"python3 -c '{PROBE}' " + " ".join(targets)
-    phase, logs = space.run_pod(unique("probe"), image, script, labels, timeout=120)
+    phase, logs = space.run_pod(unique("probe"), image, script, labels, timeout=150)
     assert phase == "Succeeded", logs
     return {line.split()[1]: line.split()[0] for line in logs.splitlines()
             if line.startswith(("open", "blocked"))}
