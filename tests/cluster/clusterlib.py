@@ -140,3 +140,41 @@ def session_cluster(up_timeout: float) -> Iterator[Cluster]:
         t0 = time.monotonic()
         _cluster_sh("down", timeout=600)
         print(f"\n[cluster] {c.name} deleted in {time.monotonic() - t0:.0f}s")
+
+
+def web_app(name: str, image: str, text: str, port: int = 8080) -> list[dict[str, Any]]:
+    """The smoke image serving TEXT over HTTP: a Deployment (app=NAME, readiness on /healthz
+    every second) and a Service NAME on port 80. Used by the smoke and add-on suites."""
+    labels = {"app": name}
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "containers": [{
+                            "name": "web",
+                            "image": image,
+                            "imagePullPolicy": "Never",
+                            "args": ["serve", "-addr", f":{port}", "-text", text],
+                            "ports": [{"containerPort": port}],
+                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": port},
+                                               "periodSeconds": 1, "failureThreshold": 2},
+                        }],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": port}]},
+        },
+    ]

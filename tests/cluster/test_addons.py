@@ -5,47 +5,10 @@ from __future__ import annotations
 
 import time
 
-from clusterlib import Cluster, ClusterError
+from clusterlib import Cluster, ClusterError, web_app
 
 WEB = "web"
 PORT = 8080
-
-
-def _web(image: str) -> list[dict]:
-    """A smoke HTTP server (Deployment, readiness probe every second) and its Service."""
-    labels = {"app": WEB}
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": WEB, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "containers": [{
-                            "name": "web",
-                            "image": image,
-                            "imagePullPolicy": "Never",
-                            "args": ["serve", "-addr", f":{PORT}", "-text", "policy-web"],
-                            "ports": [{"containerPort": PORT}],
-                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": PORT},
-                                               "periodSeconds": 1, "failureThreshold": 2},
-                        }],
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": WEB, "labels": labels},
-            "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": PORT}]},
-        },
-    ]
 
 
 def _pod_result(cluster: Cluster, namespace: str, name: str,
@@ -129,7 +92,7 @@ def test_kube_router_runs_firewall_only(cluster: Cluster) -> None:
 
 def test_default_deny_blocks_and_allow_policy_reopens(cluster: Cluster, namespace: str,
                                                       smoke_image: str) -> None:
-    cluster.apply(_web(smoke_image), namespace)
+    cluster.apply(web_app(WEB, smoke_image, "policy-web", PORT), namespace)
     cluster.wait_rollout(f"deployment/{WEB}", namespace)
     url = f"http://{WEB}/"
     client = {"role": "client"}

@@ -6,44 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from clusterlib import CLUSTER_SH, Cluster, run
+from clusterlib import CLUSTER_SH, Cluster, run, web_app
 
 WEB = "smoke-web"
-
-
-def _web(image: str, text: str) -> list[dict]:
-    labels = {"app": WEB}
-    return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": WEB, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [{
-                            "name": "web",
-                            "image": image,
-                            "imagePullPolicy": "Never",
-                            "args": ["serve", "-addr", ":8080", "-text", text],
-                            "ports": [{"containerPort": 8080}],
-                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080},
-                                               "periodSeconds": 1},
-                        }],
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": WEB, "labels": labels},
-            "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]},
-        },
-    ]
 
 
 def _job(name: str, image: str, args: list[str], volumes: dict[str, str] | None = None) -> dict:
@@ -103,7 +68,7 @@ def test_node_ready_and_control_plane_from_local_builds(cluster: Cluster) -> Non
 def test_service_dns_name_and_job_logs(cluster: Cluster, namespace: str,
                                        smoke_image: str) -> None:
     text = f"hello-{namespace}"
-    cluster.apply(_web(smoke_image, text), namespace)
+    cluster.apply(web_app(WEB, smoke_image, text), namespace)
     cluster.wait_rollout(f"deployment/{WEB}", namespace)
     vip = cluster.kubectl("-n", namespace, "get", "service", WEB,
                           "-o", "jsonpath={.spec.clusterIP}").stdout.strip()
