@@ -301,7 +301,7 @@ build_node() { # kind's node-image recipe: base + kubelet/kubeadm/kubectl + prel
 build_all() {
     build_binaries
     ka_img_stage debian img_debian "$DEBIAN_SUITE $DEBIAN_MIRROR"
-    ka_img_stage base img_base "$IMG_debian $KIND_VERSION $PAUSE_TAG $(cd "$KA_DIR/node" && cat base.Dockerfile customize.sh 10-ptp.conflist | sha256sum)"
+    ka_img_stage base img_base "$IMG_debian $KIND_VERSION $PAUSE_TAG $(cd "$KA_DIR/node" && cat base.Dockerfile customize.sh | sha256sum)"
     ka_img_stage kube-apiserver img_kube_apiserver "$BIN_k8s"
     ka_img_stage kube-controller-manager img_kube_controller_manager "$BIN_k8s"
     ka_img_stage kube-scheduler img_kube_scheduler "$BIN_k8s"

@@ -1,23 +1,28 @@
 #!/usr/bin/env bash
-# A real single-node Kubernetes cluster (kind) built without any container registry.
+# A real Kubernetes cluster (kind: one control plane and KIND_AIRGAP_WORKERS workers) built
+# without any container registry.
 #
 #   cluster.sh up          build the node image if not cached, create the cluster (or reuse a
-#                          healthy one), wait for node Ready, CoreDNS answering and the add-ons
-#                          (kube-router enforcing NetworkPolicies, local-path-provisioner behind
-#                          the default StorageClass), and write the kubeconfig (merged into ~/.kube/config or $KUBECONFIG, and a
-#                          dedicated copy: see `cluster.sh env`)
+#                          healthy one of the same shape), install the pod network (kube-router:
+#                          routes between nodes and enforces NetworkPolicies), wait for every
+#                          node Ready, CoreDNS answering and local-path-provisioner behind the
+#                          default StorageClass, and write the kubeconfig (merged into
+#                          ~/.kube/config or $KUBECONFIG, and a dedicated copy: see `cluster.sh env`)
 #   cluster.sh down        delete the cluster (the cached images stay)
 #   cluster.sh status      exit 0 if the cluster is up and healthy
 #   cluster.sh env         print KIND=, KUBECTL=, HELM=, KUBECONFIG=, CLUSTER=, NODE_IMAGE=
 #   cluster.sh load IMAGE...   kind load docker-image into the cluster
 #
 # Environment: KIND_AIRGAP_CLUSTER (cluster name, default points-mesh), KIND_AIRGAP_CACHE,
-# KIND_AIRGAP_READY_TIMEOUT (seconds, default 300).
+# KIND_AIRGAP_READY_TIMEOUT (seconds, default 300), KIND_AIRGAP_WORKERS (worker nodes, default
+# 2; 0 = one node that runs everything, for small machines).
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
 READY_TIMEOUT=${KIND_AIRGAP_READY_TIMEOUT:-300}
+WORKERS=${KIND_AIRGAP_WORKERS:-2}
+case "$WORKERS" in ''|*[!0-9]*) ka_die "KIND_AIRGAP_WORKERS must be a number of worker nodes, got '$WORKERS'" ;; esac
 KUBECONFIG_FILE="$KA_CACHE/kubeconfig-$KA_CLUSTER"
 NODE="$KA_CLUSTER-control-plane"
 
@@ -36,6 +41,18 @@ ensure_host_prereqs() {
         ka_log "creating an empty /lib/modules (kind mounts it; this kernel has no modules)"
         mkdir -p /lib/modules
     fi
+    # Every node runs systemd, containerd and a kubelet on the host's kernel, and all of them
+    # count against root's inotify limits; the defaults (128 instances) run out at about three
+    # nodes ("too many open files" from kubelet). The values kind's known-issues page gives.
+    local key want have
+    for key in fs.inotify.max_user_instances=512 fs.inotify.max_user_watches=524288; do
+        want=${key#*=} have=$(sysctl -n "${key%=*}" 2>/dev/null || echo 0)
+        if [ "$have" -lt "$want" ]; then
+            [ "$(id -u)" -eq 0 ] || ka_die "${key%=*} is $have; raise it to $want (as root) for a multi-node cluster"
+            ka_log "raising ${key%=*} from $have to $want (several kind nodes share the host's inotify limits)"
+            sysctl -qw "$key" >/dev/null
+        fi
+    done
 }
 
 # Loads KIND, KUBECTL, HELM, NODE_IMAGE from the (cached) build.
@@ -58,9 +75,18 @@ k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 
 cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$KA_CLUSTER"; }
 
-node_running() { [ "$(docker inspect -f '{{.State.Running}}' "$NODE" 2>/dev/null)" = true ]; }
+# The node containers kind made for this cluster, one per line.
+node_containers() { docker ps -a --filter "label=io.x-k8s.kind.cluster=$KA_CLUSTER" --format '{{.Names}}' | sort; }
 
-node_image_current() { [ "$(docker inspect -f '{{.Config.Image}}' "$NODE" 2>/dev/null)" = "$NODE_IMAGE" ]; }
+# The cluster has the requested shape, and every node container runs the current image.
+nodes_current() {
+    local n names
+    names=$(node_containers)
+    [ "$(grep -c . <<<"$names")" -eq $(( WORKERS + 1 )) ] || return 1
+    for n in $names; do
+        [ "$(docker inspect -f '{{.State.Running}} {{.Config.Image}}' "$n" 2>/dev/null)" = "true $NODE_IMAGE" ] || return 1
+    done
+}
 
 write_kubeconfig() {
     mkdir -p "$(dirname "$KUBECONFIG_FILE")"
@@ -88,11 +114,21 @@ dns_probe() {
     ' 2>/dev/null
 }
 
+# Exit 0 when exactly WORKERS + 1 nodes are registered and all of them are Ready.
+all_nodes_ready() {
+    local st
+    st=$(k get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null) || return 1
+    [ "$(grep -c . <<<"$st")" -eq $(( WORKERS + 1 )) ] && ! grep -qv '^True$' <<<"$st"
+}
+
 wait_ready() {
     local deadline=$(( $(date +%s) + READY_TIMEOUT )) ip n
-    ka_log "waiting for node Ready"
-    until k wait --for=condition=Ready "node/$NODE" --timeout=10s >/dev/null 2>&1; do
-        [ "$(date +%s)" -lt "$deadline" ] || { k get nodes -o wide >&2 || true; ka_die "node not Ready after ${READY_TIMEOUT}s"; }
+    ka_log "waiting for $(( WORKERS + 1 )) node(s) Ready (they turn Ready once the pod network is installed)"
+    until all_nodes_ready; do
+        [ "$(date +%s)" -lt "$deadline" ] || { k get nodes -o wide >&2 || true
+            k -n kube-system get pods -l k8s-app=kube-router -o wide >&2 || true
+            k -n kube-system logs daemonset/kube-router --tail=30 >&2 || true
+            ka_die "nodes not Ready after ${READY_TIMEOUT}s"; }
         sleep 2
     done
     ka_log "waiting for CoreDNS"
@@ -110,8 +146,9 @@ wait_ready() {
 
 # Add-ons (addons/, images preloaded in the node image). local-path-provisioner and its
 # StorageClass were applied by `kind create cluster` itself (the node's
-# /kind/manifests/default-storage.yaml, as with stock kind); kube-router is applied here from the
-# node's copy of addons/kube-router.yaml, so manifest and preloaded image always match.
+# /kind/manifests/default-storage.yaml, as with stock kind); kube-router (the pod network and
+# the policy firewall) is applied here from the node's copy of addons/kube-router.yaml, so
+# manifest and preloaded image always match. No node is Ready before it runs.
 # CI only: kube-router v2.1.0 is flagged for reported security flaws (see README).
 apply_addons() {
     docker exec "$NODE" kubectl --kubeconfig=/etc/kubernetes/admin.conf apply \
@@ -121,7 +158,7 @@ apply_addons() {
 
 wait_addons() {
     local deadline=$(( $(date +%s) + READY_TIMEOUT )) sc
-    ka_log "waiting for kube-router (NetworkPolicy enforcement, firewall-only)"
+    ka_log "waiting for kube-router on every node (pod network and NetworkPolicy enforcement)"
     until k -n kube-system rollout status daemonset/kube-router --timeout=10s >/dev/null 2>&1; do
         [ "$(date +%s)" -lt "$deadline" ] || { k -n kube-system get pods -l k8s-app=kube-router -o wide >&2 || true
             k -n kube-system logs daemonset/kube-router --tail=30 >&2 || true
@@ -136,13 +173,12 @@ wait_addons() {
     done
     sc=$(k get storageclass -o jsonpath='{range .items[?(@.metadata.annotations.storageclass\.kubernetes\.io/is-default-class=="true")]}{.metadata.name}={.provisioner} {end}')
     [ "$sc" = "standard=rancher.io/local-path " ] || ka_die "default StorageClass is '$sc', expected standard=rancher.io/local-path"
-    ka_log "add-ons ready: kube-router enforces NetworkPolicies; default StorageClass standard (rancher.io/local-path)"
+    ka_log "add-ons ready: kube-router routes pods between nodes and enforces NetworkPolicies; default StorageClass standard (rancher.io/local-path)"
 }
 
 healthy() {
-    cluster_exists && node_running && [ -f "$KUBECONFIG_FILE" ] \
-        && k get --raw /readyz >/dev/null 2>&1 \
-        && k wait --for=condition=Ready "node/$NODE" --timeout=5s >/dev/null 2>&1
+    cluster_exists && nodes_current && [ -f "$KUBECONFIG_FILE" ] \
+        && k get --raw /readyz >/dev/null 2>&1 && all_nodes_ready
 }
 
 cmd_up() {
@@ -153,7 +189,7 @@ cmd_up() {
     load_env
     t1=$(date +%s)
     if cluster_exists; then
-        if node_image_current && node_running && write_kubeconfig && healthy; then
+        if nodes_current && write_kubeconfig && healthy; then
             ka_log "reusing healthy cluster $KA_CLUSTER"
             apply_addons
             wait_ready
@@ -161,26 +197,32 @@ cmd_up() {
             ka_log "cluster ready: image $((t1 - t0))s, cluster $(( $(date +%s) - t1 ))s (reused)"
             return 0
         fi
-        ka_log "cluster $KA_CLUSTER exists but is stale or unhealthy: recreating"
+        ka_log "cluster $KA_CLUSTER exists but is stale, of another shape or unhealthy: recreating"
         "$KIND" delete cluster --name "$KA_CLUSTER" >&2
     fi
     local cfg="$KA_CACHE/work/kind-$KA_CLUSTER.yaml"
-    cat >"$cfg" <<'EOF'
+    # One control plane only: several would need kind's haproxy load-balancer image.
+    {
+        cat <<'EOF'
 kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
 networking:
-  # no kindnetd image: the node image ships a static ptp CNI config (node/10-ptp.conflist)
+  # no kindnetd image: kube-router (addons/kube-router.yaml) is the pod network
   disableDefaultCNI: true
   # kube-proxy programs nftables directly: no iptables backend detection needed
   kubeProxyMode: nftables
 nodes:
   - role: control-plane
 EOF
+        local i
+        for (( i = 0; i < WORKERS; i++ )); do echo "  - role: worker"; done
+    } >"$cfg"
     local attempt
     for attempt in 1 2; do
-        ka_log "creating cluster $KA_CLUSTER from $NODE_IMAGE (attempt $attempt)"
+        ka_log "creating cluster $KA_CLUSTER from $NODE_IMAGE: 1 control plane, $WORKERS worker(s) (attempt $attempt)"
+        # No --wait: nodes turn Ready only after apply_addons has installed the pod network.
         if "$KIND" create cluster --name "$KA_CLUSTER" --image "$NODE_IMAGE" --config "$cfg" \
-            --wait "${READY_TIMEOUT}s" --retain >&2; then
+            --retain >&2; then
             break
         fi
         ka_log "kind create cluster failed; node logs follow"
@@ -200,8 +242,8 @@ cmd_down() {
     load_env_cached
     if [ -n "${KIND:-}" ] && docker info >/dev/null 2>&1 && cluster_exists; then
         "$KIND" delete cluster --name "$KA_CLUSTER" >&2
-    elif docker inspect "$NODE" >/dev/null 2>&1; then
-        docker rm -f "$NODE" >/dev/null   # kind binary gone: remove the node container itself
+    else   # kind binary gone: remove the node containers themselves
+        node_containers 2>/dev/null | xargs -r docker rm -f >/dev/null || true
     fi
     rm -f "$KUBECONFIG_FILE"
     ka_log "cluster $KA_CLUSTER deleted"
@@ -216,6 +258,7 @@ HELM=$HELM
 KUBECONFIG=$KUBECONFIG_FILE
 CLUSTER=$KA_CLUSTER
 NODE=$NODE
+WORKERS=$WORKERS
 NODE_IMAGE=$NODE_IMAGE
 K8S_VERSION=$K8S_VERSION
 EOF

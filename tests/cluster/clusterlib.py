@@ -45,9 +45,10 @@ class Cluster:
     kubectl_bin: str
     helm_bin: str
     kubeconfig: str
-    node: str
+    node: str  # the control-plane node
     node_image: str
     k8s_version: str
+    workers: int = 0
     created_by_session: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -108,6 +109,13 @@ class Cluster:
                             "--tail=50", check=False)
         return f"{out.stdout[-4000:]}\nlogs:\n{logs.stdout[-4000:]}{logs.stderr[-1000:]}"
 
+    def schedulable_nodes(self) -> list[str]:
+        """Names of the nodes ordinary pods go to (no NoSchedule/NoExecute taint), sorted."""
+        return sorted(
+            n["metadata"]["name"] for n in self.kubectl_json("get", "nodes")["items"]
+            if not any(t.get("effect") in ("NoSchedule", "NoExecute")
+                       for t in n["spec"].get("taints", [])))
+
     def api(self) -> Any:
         """A `kubernetes` (PyPI) ApiClient configured for this cluster."""
         from kubernetes import config  # imported here: only cluster suites need it
@@ -132,6 +140,7 @@ def session_cluster(up_timeout: float) -> Iterator[Cluster]:
     c = Cluster(name=env["CLUSTER"], kind_bin=env["KIND"], kubectl_bin=env["KUBECTL"],
                 helm_bin=env["HELM"], kubeconfig=env["KUBECONFIG"], node=env["NODE"],
                 node_image=env["NODE_IMAGE"], k8s_version=env["K8S_VERSION"],
+                workers=int(env.get("WORKERS", "0")),
                 created_by_session=not was_up, timings={"up": t_up})
     print(f"\n[cluster] {c.name} up in {t_up:.0f}s ({'created' if not was_up else 'reused'})"
           f"\n{up.stderr.strip()[-1500:]}")
@@ -142,9 +151,16 @@ def session_cluster(up_timeout: float) -> Iterator[Cluster]:
         print(f"\n[cluster] {c.name} deleted in {time.monotonic() - t0:.0f}s")
 
 
-def web_app(name: str, image: str, text: str, port: int = 8080) -> list[dict[str, Any]]:
+def on_node(node: str | None) -> dict[str, Any]:
+    """Pod spec fields that pin a pod to NODE (none for None)."""
+    return {"nodeSelector": {"kubernetes.io/hostname": node}} if node else {}
+
+
+def web_app(name: str, image: str, text: str, port: int = 8080,
+            node: str | None = None) -> list[dict[str, Any]]:
     """The smoke image serving TEXT over HTTP: a Deployment (app=NAME, readiness on /healthz
-    every second) and a Service NAME on port 80. Used by the smoke and add-on suites."""
+    every second, on NODE if given) and a Service NAME on port 80. Used by the smoke and
+    add-on suites."""
     labels = {"app": name}
     return [
         {
@@ -157,6 +173,7 @@ def web_app(name: str, image: str, text: str, port: int = 8080) -> list[dict[str
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
+                        **on_node(node),
                         "automountServiceAccountToken": False,
                         "containers": [{
                             "name": "web",

@@ -1,11 +1,12 @@
-"""The cluster's add-ons (ci/kind-airgap/addons/): kube-router enforces NetworkPolicies, and
-rancher's local-path-provisioner backs the default StorageClass `standard`, as in stock kind."""
+"""The cluster's add-ons (ci/kind-airgap/addons/): kube-router is the pod network and enforces
+NetworkPolicies, and rancher's local-path-provisioner backs the default StorageClass `standard`,
+as in stock kind."""
 
 from __future__ import annotations
 
 import time
 
-from clusterlib import Cluster, ClusterError, web_app
+from clusterlib import Cluster, ClusterError, on_node, web_app
 
 WEB = "web"
 PORT = 8080
@@ -32,14 +33,14 @@ _probes = iter(range(1, 1000))
 
 
 def _get(cluster: Cluster, namespace: str, image: str, url: str, *, labels: dict[str, str],
-         retry: str) -> bool:
-    """GET url from a fresh pod with these labels; True if it answered 200 within `retry`
-    (each attempt times out after 5 s; retry=0s means one attempt)."""
+         retry: str, node: str | None = None) -> bool:
+    """GET url from a fresh pod with these labels (on NODE if given); True if it answered 200
+    within `retry` (each attempt times out after 5 s; retry=0s means one attempt)."""
     name = f"probe-{next(_probes)}"
     cluster.apply({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "labels": labels},
-        "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False,
+        "spec": {**on_node(node), "restartPolicy": "Never", "automountServiceAccountToken": False,
                  "containers": [{"name": "get", "image": image, "imagePullPolicy": "Never",
                                  "args": ["get", "-retry", retry, url]}]},
     }, namespace)
@@ -57,11 +58,11 @@ STAYS_BLOCKED = "8s"
 
 
 def _blocked_within(cluster: Cluster, namespace: str, image: str, url: str,
-                    labels: dict[str, str], seconds: float = 30) -> bool:
+                    labels: dict[str, str], node: str | None, seconds: float = 30) -> bool:
     """Policies are programmed asynchronously: True once one single-attempt GET fails."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not _get(cluster, namespace, image, url, labels=labels, retry="0s"):
+        if not _get(cluster, namespace, image, url, labels=labels, retry="0s", node=node):
             return True
         time.sleep(1)
     return False
@@ -83,29 +84,39 @@ def _policy(name: str, ingress: list[dict] | None, selector: dict[str, str] | No
             "metadata": {"name": name}, "spec": spec}
 
 
-def test_kube_router_runs_firewall_only(cluster: Cluster) -> None:
+def test_kube_router_routes_and_enforces_on_every_node(cluster: Cluster) -> None:
     ds = cluster.kubectl_json("-n", "kube-system", "get", "daemonset", "kube-router")
-    assert ds["status"]["numberReady"] == ds["status"]["desiredNumberScheduled"] == 1
+    assert ds["status"]["numberReady"] == ds["status"]["desiredNumberScheduled"] \
+        == cluster.workers + 1
     args = ds["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert {"--run-router=false", "--run-firewall=true", "--run-service-proxy=false"} <= set(args)
+    assert {"--run-router=true", "--run-firewall=true", "--run-service-proxy=false",
+            "--enable-cni=true"} <= set(args)
 
 
 def test_default_deny_blocks_and_allow_policy_reopens(cluster: Cluster, namespace: str,
                                                       smoke_image: str) -> None:
-    cluster.apply(web_app(WEB, smoke_image, "policy-web", PORT), namespace)
+    # Server and probes on different nodes when there are several: the policy must hold for
+    # routed traffic between nodes, whose source is still the probe pod's own address.
+    nodes = cluster.schedulable_nodes()
+    web_node, probe_node = nodes[0], nodes[-1]
+    cluster.apply(web_app(WEB, smoke_image, "policy-web", PORT, node=web_node), namespace)
     cluster.wait_rollout(f"deployment/{WEB}", namespace)
     url = f"http://{WEB}/"
     client = {"role": "client"}
     stranger = {"role": "stranger"}
 
+    def get(labels: dict[str, str], retry: str) -> bool:
+        return _get(cluster, namespace, smoke_image, url, labels=labels, retry=retry,
+                    node=probe_node)
+
     # No policy: anyone reaches the server.
-    assert _get(cluster, namespace, smoke_image, url, labels=stranger, retry="30s")
+    assert get(stranger, "30s")
 
     # Default-deny ingress for the namespace: the same connection is refused...
     cluster.apply(_policy("default-deny-ingress", None), namespace)
-    assert _blocked_within(cluster, namespace, smoke_image, url, client), \
+    assert _blocked_within(cluster, namespace, smoke_image, url, client, probe_node), \
         "default-deny ingress did not block pod-to-pod traffic (is kube-router enforcing?)"
-    assert not _get(cluster, namespace, smoke_image, url, labels=stranger, retry=STAYS_BLOCKED)
+    assert not get(stranger, STAYS_BLOCKED)
     # ...while the kubelet's readiness probes (from the node) keep passing.
     time.sleep(5)   # several probe periods (1 s, failureThreshold 2)
     assert _ready(cluster, namespace) == (True, 0)
@@ -119,13 +130,13 @@ def test_default_deny_blocks_and_allow_policy_reopens(cluster: Cluster, namespac
         "from": [{"podSelector": {"matchLabels": client}}],
         "ports": [{"protocol": "TCP", "port": PORT}],
     }], selector={"app": WEB}), namespace)
-    assert _get(cluster, namespace, smoke_image, url, labels=client, retry="30s")
-    assert not _get(cluster, namespace, smoke_image, url, labels=stranger, retry=STAYS_BLOCKED)
+    assert get(client, "30s")
+    assert not get(stranger, STAYS_BLOCKED)
 
     # Without any policy the server is open again, and it stayed Ready throughout.
     cluster.kubectl("-n", namespace, "delete", "networkpolicy", "default-deny-ingress",
                     "web-from-clients")
-    assert _get(cluster, namespace, smoke_image, url, labels=stranger, retry="30s")
+    assert get(stranger, "30s")
     assert _ready(cluster, namespace) == (True, 0)
 
 

@@ -9,7 +9,9 @@ n=/usr/src/node-files
 ln -sf /usr/bin/containerd /usr/local/bin/containerd
 mkdir -p /opt/cni/bin /etc/cni/net.d
 cp -a /usr/lib/cni/. /opt/cni/bin/
-install -m 0644 "$n/10-ptp.conflist" /etc/cni/net.d/10-ptp.conflist
+# No CNI config of its own: kube-router (addons/) installs one with this node's pod CIDR. A
+# config shipped here would let pods (CoreDNS) start on another IPAM before kube-router is up,
+# and that IPAM later hands out the same addresses again.
 
 # Base OCI spec for pods, as kind makes it (product_uuid hook, no rlimits).
 ctr oci spec \
