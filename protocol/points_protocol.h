@@ -72,6 +72,7 @@ extern const struct pts_setting pts_client_settings[PTS_CSET_COUNT];
 
 /* SQL statements; '?' marks a bound parameter. */
 #define PTS_SQL_SET_TIME_ZONE "SET time_zone = ?"
+#define PTS_SQL_SET_WAIT_TIMEOUT "SET SESSION wait_timeout = ?"
 #define PTS_SQL_SELECT_ROW "SELECT points, DATE_FORMAT(datetime_stamp, '%Y-%m-%d %H:%i:%s') FROM users WHERE user = ?"
 #define PTS_SQL_ENSURE_ROW "INSERT INTO users (user, points, datetime_stamp) VALUES (?, 0, NOW()) ON DUPLICATE KEY UPDATE user = user"
 #define PTS_SQL_GET_LOCK "SELECT GET_LOCK(?, 0)"

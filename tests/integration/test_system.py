@@ -5,10 +5,13 @@ processes and real sockets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
 import signal
 import subprocess
+import threading
 import time
+from datetime import datetime
 
 import pytest
 from testhelpers import SERVER_KINDS, reply_pattern, unique_row
@@ -134,6 +137,119 @@ def test_killing_the_lock_holder_fails_over(make_server, db, kinds):
     gained = db.points(row) - before
     # About one increment per second across the failover; never two per slot.
     assert 3 <= gained <= 6, gained
+
+
+class RowWatch:
+    """Polls the row (as root) in a thread and keeps every change: (monotonic time seen,
+    points, stamp). With polls a tenth of a second apart and increments seconds apart, each
+    increment is seen on its own; a jump of more than one point is a double increment."""
+
+    def __init__(self, db, row: str, poll: float = 0.1) -> None:
+        self.db, self.row, self.poll = db, row, poll
+        self.changes: list[tuple[float, int, datetime]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RowWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):  # a slow or failed poll is just a later one
+                got = self.db.row(self.row)
+                if got and (not self.changes or got[0] != self.changes[-1][1]):
+                    stamp = datetime.strptime(got[1], "%Y-%m-%d %H:%M:%S")
+                    self.changes.append((time.monotonic(), got[0], stamp))
+            self._stop.wait(self.poll)
+
+    def points(self) -> int:
+        return self.changes[-1][1] if self.changes else 0
+
+    def since(self, t: float) -> list[tuple[float, int, datetime]]:
+        return [c for c in self.changes if c[0] >= t]
+
+    def check_one_per_interval(self, interval: float) -> None:
+        """Every change is +1, and no two stamps (whole seconds) closer than interval - 1 s."""
+        for (_, p0, s0), (_, p1, s1) in zip(self.changes, self.changes[1:], strict=False):
+            assert p1 == p0 + 1, f"points {p0} -> {p1}: a double increment ({self.changes})"
+            gap = (s1 - s0).total_seconds()
+            assert gap >= interval - 1, f"increments {gap} s apart at {p1} ({self.changes})"
+
+
+def _updater_events(server, event: str) -> list[dict]:
+    return [e for e in server.log_events()
+            if e["event"] == event and e.get("role", "updater") == "updater"]
+
+
+@pytest.mark.parametrize("kinds", [("c", "c"), ("python", "python"), ("python", "c")],
+                         ids=["c+c", "python+python", "python+c"])
+def test_hung_lock_holder_fails_over_after_the_wait_timeout(make_server, db, protocol, kinds):
+    """A holder that hangs (SIGSTOP: no FIN, no RST, like a lost node) keeps its TCP session,
+    but its updater session's wait_timeout (max(5, ceil(2 x UPDATE_INTERVAL)) s) makes the
+    database drop it and free the lock: the other replica takes over and continues the
+    schedule. Resumed (SIGCONT), the old holder finds its session gone, reconnects as a
+    non-holder and never increments again: one increment per interval throughout."""
+    interval, wait_timeout = 2.0, 5  # updater_wait_timeout(2.0) in both languages
+    row = unique_row("it-hung-" + "-".join(kinds))
+    holder = make_server(kinds[0], row, update_interval=str(interval))
+    assert wait_lock_holder([holder]) is holder  # the first kind holds, the second takes over
+    other = make_server(kinds[1], row, update_interval=str(interval))
+    assert wait_until(lambda: _updater_events(other, "db_connected"), 10.0)
+    try:
+        with RowWatch(db, row) as watch:
+            start = wait_until(watch.points, 5.0)
+            assert start and wait_until(lambda: watch.points() >= start + 2, 3 * interval + 2)
+
+            holder.signal(signal.SIGSTOP)
+            t_stop = time.monotonic()
+            at_stop = db.points(row)
+            assert at_stop is not None
+            holder_updates = len(_updater_events(holder, "updated"))  # it can log no more
+            holder_errors = len(_updater_events(holder, "db_error"))
+            # The database drops the hung session after wait_timeout idle seconds at most (its
+            # last statement was at most that long before SIGSTOP); the other replica polls
+            # GET_LOCK every second and, the row being older than an interval, increments at once.
+            taken = wait_until(
+                lambda: other.metrics().get("points_updates_total", 0) >= 1
+                and (db.points(row) or 0) > at_stop,
+                wait_timeout + 4.0,
+            )
+            took = time.monotonic() - t_stop
+            assert taken, f"no takeover {took:.1f} s after SIGSTOP of the holder"
+            assert other.metrics()["points_update_lock_held"] == 1
+            time.sleep(2 * interval)
+
+            holder.signal(signal.SIGCONT)
+            t_cont = time.monotonic()
+            # Its next statement fails on the dropped session: db_error, reconnect, election.
+            assert wait_until(lambda: len(_updater_events(holder, "db_connected")) >= 2, 10.0), \
+                holder.log_text()[-3000:]
+            assert len(_updater_events(holder, "db_error")) > holder_errors
+            time.sleep(0.5)
+            window_start, before = time.monotonic(), db.points(row)
+            assert before is not None
+            time.sleep(4 * interval)
+            gained = (db.points(row) or 0) - before
+            elapsed = time.monotonic() - window_start
+        assert 3 <= gained <= 5, f"{gained} increments in {elapsed:.1f} s, interval {interval} s"
+        watch.check_one_per_interval(interval)
+        assert watch.since(t_cont), "no increment after the old holder resumed"
+        # The resumed process is healthy, a non-holder, and incremented nothing since SIGSTOP.
+        assert len(_updater_events(holder, "updated")) == holder_updates
+        metrics = holder.metrics()
+        assert metrics["points_update_lock_held"] == 0
+        assert metrics["points_db_up"] == 1
+        assert other.metrics()["points_update_lock_held"] == 1
+        assert holder.http("/readyz")[0] == 200
+        assert reply_pattern(protocol, row).fullmatch(holder.request())
+    finally:
+        if holder.proc is not None and holder.proc.poll() is None:
+            holder.signal(signal.SIGCONT)  # never left stopped: teardown then stops it (SIGTERM)
 
 
 def test_restarted_server_continues_from_stored_points(make_server, db, protocol):

@@ -1,6 +1,6 @@
 """The C server's own unit tests (request parser, settings, metrics text, JSON logs, health
-responses), built and run with AddressSanitizer and UndefinedBehaviorSanitizer by
-`make -C services/c-server test`."""
+responses, the updater's wait_timeout), built and run with AddressSanitizer and
+UndefinedBehaviorSanitizer by `make -C services/c-server test`."""
 
 from __future__ import annotations
 

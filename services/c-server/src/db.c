@@ -99,24 +99,40 @@ static int run(struct db *d, enum db_stmt_id id, MYSQL_BIND *params, MYSQL_BIND 
     return ok;
 }
 
-static int set_time_zone(struct db *d)
+/* Prepare, bind and run a one-off statement of one parameter (a session setting). */
+static int set_session(struct db *d, const char *what, const char *sql, MYSQL_BIND *param)
 {
     MYSQL_STMT *st = mysql_stmt_init((MYSQL *)d->my);
     if (!st) {
-        set_err(d, "time zone", mysql_error((MYSQL *)d->my));
+        set_err(d, what, mysql_error((MYSQL *)d->my));
         return -1;
     }
-    MYSQL_BIND p[1];
-    unsigned long len;
-    bind_str(&p[0], d->cfg->db_timezone, &len);
     int rc = 0;
-    if (mysql_stmt_prepare(st, PTS_SQL_SET_TIME_ZONE, (unsigned long)strlen(PTS_SQL_SET_TIME_ZONE))
-        || mysql_stmt_bind_param(st, p) || mysql_stmt_execute(st)) {
-        set_err(d, "time zone", mysql_stmt_error(st));
+    if (mysql_stmt_prepare(st, sql, (unsigned long)strlen(sql)) || mysql_stmt_bind_param(st, param)
+        || mysql_stmt_execute(st)) {
+        set_err(d, what, mysql_stmt_error(st));
         rc = -1;
     }
     mysql_stmt_close(st);
     return rc;
+}
+
+static int set_time_zone(struct db *d)
+{
+    MYSQL_BIND p[1];
+    unsigned long len;
+    bind_str(&p[0], d->cfg->db_timezone, &len);
+    return set_session(d, "time zone", PTS_SQL_SET_TIME_ZONE, p);
+}
+
+static int set_wait_timeout(struct db *d)
+{
+    MYSQL_BIND p[1];
+    long long secs = d->wait_timeout;
+    memset(p, 0, sizeof p);
+    p[0].buffer_type = MYSQL_TYPE_LONGLONG;
+    p[0].buffer = &secs;
+    return set_session(d, "wait_timeout", PTS_SQL_SET_WAIT_TIMEOUT, p);
 }
 
 int db_connect(struct db *d)
@@ -151,7 +167,7 @@ int db_connect(struct db *d)
         return -1;
     }
     d->my = my;
-    if (set_time_zone(d) != 0) {
+    if (set_time_zone(d) != 0 || (d->wait_timeout > 0 && set_wait_timeout(d) != 0)) {
         db_close(d);
         return -1;
     }

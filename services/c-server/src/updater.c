@@ -15,6 +15,27 @@
 
 enum wait_result { WAIT_TIMEOUT, WAIT_STOP, WAIT_DB_CLOSED };
 
+#define WAIT_TIMEOUT_MIN 5LL
+#define WAIT_TIMEOUT_MAX 31536000LL /* the largest wait_timeout MySQL and MariaDB take (Linux) */
+
+/* The updater session's idle timeout. The lock lives as long as the session, and the database
+ * drops a session only after wait_timeout idle seconds (default 8 h): without a shorter one, a
+ * holder whose node crashed (no FIN, no RST) or whose process hangs (SIGSTOP, a frozen VM) keeps
+ * the lock, and no replica increments, for hours. A live session is never idle much longer
+ * than one interval: a holder runs a statement at every slot (at most one interval apart; the
+ * Python one also pings every second) and a non-holder polls GET_LOCK every
+ * min(1 s, interval). Twice the interval leaves that much margin for a slow scheduler, and the
+ * 5 s floor keeps short intervals clear of a pause of a few seconds; so a live updater is not
+ * cut off, while a dead or hung holder's lock is freed after at most this many seconds. */
+long long updater_wait_timeout(double update_interval)
+{
+    double twice = 2.0 * update_interval;
+    if (!(twice < (double)WAIT_TIMEOUT_MAX)) /* also NaN */
+        return WAIT_TIMEOUT_MAX;
+    long long secs = (long long)ceil(twice);
+    return secs < WAIT_TIMEOUT_MIN ? WAIT_TIMEOUT_MIN : secs;
+}
+
 struct upd_state {
     struct updater *u;
     struct db db;
@@ -136,6 +157,7 @@ static void *updater_main(void *arg)
     int64_t retry = secs_to_ns(c->update_interval < 1.0 ? c->update_interval : 1.0);
     mysql_thread_init();
     db_init(&s.db, c);
+    s.db.wait_timeout = updater_wait_timeout(c->update_interval); /* this session only */
     backoff_init(&s.bo, (unsigned int)mono_ns() ^ 0xa11ceu);
 
     enum wait_result wr = WAIT_TIMEOUT;

@@ -18,6 +18,10 @@ struct updater {
     int started;
 };
 
+/* The updater session's wait_timeout (SQL_SET_WAIT_TIMEOUT) in whole seconds for an
+ * UPDATE_INTERVAL: max(5, ceil(2 x interval)), at most a year. Same function in updater.py. */
+long long updater_wait_timeout(double update_interval);
+
 /* Starts nothing when UPDATE_INTERVAL is 0. */
 int updater_start(struct updater *u, const struct config *cfg, struct logger *log,
                   struct metrics *m, char *err, size_t errlen);

@@ -12,6 +12,7 @@ int main(void)
     } groups[] = {
         {"parser", test_parser}, {"config", test_config}, {"metrics", test_metrics},
         {"log", test_log},       {"http", test_http},     {"util", test_util},
+        {"updater", test_updater},
     };
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         int before = u.failures;

@@ -35,5 +35,6 @@ void test_metrics(struct unit *u);
 void test_log(struct unit *u);
 void test_http(struct unit *u);
 void test_util(struct unit *u);
+void test_updater(struct unit *u);
 
 #endif

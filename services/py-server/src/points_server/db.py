@@ -3,8 +3,9 @@
 Every session is opened with bounded connect and query timeouts, autocommit, no automatic
 reconnect (a silent reconnect would lose the named lock and the time zone), affected-rows
 semantics (``FOUND_ROWS`` off, so ``SQL_ENSURE_ROW`` reports 1 only when it inserted), and runs
-``SQL_SET_TIME_ZONE`` first. Statements are prepared (``cursor(prepared=True)``); a
-:class:`Session` keeps one prepared cursor per statement so each is prepared once per session.
+``SQL_SET_TIME_ZONE`` first (then, on the updater's session only, ``SQL_SET_WAIT_TIMEOUT``).
+Statements are prepared (``cursor(prepared=True)``); a :class:`Session` keeps one prepared
+cursor per statement so each is prepared once per session.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import mysql.connector
 from mysql.connector.constants import ClientFlag
 
 from .config import Config
-from .protocol import SQL_SET_TIME_ZONE
+from .protocol import SQL_SET_TIME_ZONE, SQL_SET_WAIT_TIMEOUT
 
 
 def describe(exc: BaseException) -> str:
@@ -67,8 +68,9 @@ class Session:
             self.cnx.shutdown()
 
 
-def connect(cfg: Config) -> Session:
-    """Open a session as cfg's account and set its time zone; raises on any failure."""
+def connect(cfg: Config, wait_timeout: int | None = None) -> Session:
+    """Open a session as cfg's account and set its time zone, then its ``wait_timeout`` (idle
+    seconds before the database drops it) when one is given; raises on any failure."""
     query_timeout = max(1, math.ceil(cfg.db_query_timeout))  # the driver takes whole seconds
     cnx = mysql.connector.connect(
         host=cfg.db_host,
@@ -89,6 +91,8 @@ def connect(cfg: Config) -> Session:
     session = Session(cnx)
     try:
         session.change(SQL_SET_TIME_ZONE, (cfg.db_timezone,))
+        if wait_timeout is not None:
+            session.change(SQL_SET_WAIT_TIMEOUT, (wait_timeout,))
     except Exception:  # the driver, the socket, or a torn packet
         session.abort()
         raise

@@ -66,6 +66,7 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
 
 # SQL statements; '?' marks a bound parameter.
 SQL_SET_TIME_ZONE: Final = "SET time_zone = ?"
+SQL_SET_WAIT_TIMEOUT: Final = "SET SESSION wait_timeout = ?"
 SQL_SELECT_ROW: Final = "SELECT points, DATE_FORMAT(datetime_stamp, '%Y-%m-%d %H:%i:%s') FROM users WHERE user = ?"
 SQL_ENSURE_ROW: Final = "INSERT INTO users (user, points, datetime_stamp) VALUES (?, 0, NOW()) ON DUPLICATE KEY UPDATE user = user"
 SQL_GET_LOCK: Final = "SELECT GET_LOCK(?, 0)"

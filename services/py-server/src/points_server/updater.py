@@ -6,7 +6,9 @@ Replicas elect the updating one with a MySQL named lock (``GET_LOCK(name, 0)``),
 ``max(0, interval - seconds since the last update)`` later), then increments on a monotonic
 schedule ``t0 + k * interval``, skipping missed slots. The increment only touches the row while
 this session holds the lock, so a session that lost it cannot count twice; nothing is counted
-in memory, so an outage neither repeats nor loses an acknowledged increment.
+in memory, so an outage neither repeats nor loses an acknowledged increment. The session's
+``wait_timeout`` (:func:`updater_wait_timeout`) bounds how long a crashed or hung holder keeps
+the lock.
 """
 
 from __future__ import annotations
@@ -32,7 +34,29 @@ from .protocol import (
 )
 
 PING_SECONDS = 1.0  # while holding the lock, check the session at least this often
+WAIT_TIMEOUT_MIN = 5
+WAIT_TIMEOUT_MAX = 31_536_000  # the largest wait_timeout MySQL and MariaDB take (Linux)
 T = TypeVar("T")
+
+
+def updater_wait_timeout(interval: float) -> int:
+    """The updater session's idle timeout (``SQL_SET_WAIT_TIMEOUT``) in whole seconds:
+    ``max(5, ceil(2 * interval))``, at most a year. Same function in updater.c.
+
+    The lock lives as long as the session, and the database drops a session only after
+    ``wait_timeout`` idle seconds (default 8 h): without a shorter one, a holder whose node
+    crashed (no FIN, no RST) or whose process hangs (SIGSTOP, a frozen VM) keeps the lock, and no
+    replica increments, for hours. A live session is never idle much longer than one interval:
+    a holder runs a statement at every slot (at most one interval apart; this one also pings
+    every ``PING_SECONDS``) and a non-holder polls ``GET_LOCK`` every ``min(1 s, interval)``.
+    Twice the interval leaves that much margin for a slow scheduler, and the 5 s floor keeps
+    short intervals clear of a pause of a few seconds; so a live updater is not cut off, while a
+    dead or hung holder's lock is freed after at most this many seconds.
+    """
+    twice = 2.0 * interval
+    if not twice < WAIT_TIMEOUT_MAX:  # also inf and NaN
+        return WAIT_TIMEOUT_MAX
+    return max(WAIT_TIMEOUT_MIN, math.ceil(twice))
 
 
 class SessionFailed(Exception):
@@ -50,6 +74,7 @@ class Updater(threading.Thread):
         self.interval = cfg.update_interval
         self.lock_name = cfg.lock_name
         self.user = cfg.server_user
+        self.wait_timeout = updater_wait_timeout(cfg.update_interval)
         self._stop_event = threading.Event()
         self._backoff = Backoff()
 
@@ -91,7 +116,7 @@ class Updater(threading.Thread):
 
     def _connect(self) -> Session | None:
         try:
-            session = connect(self.cfg)
+            session = connect(self.cfg, wait_timeout=self.wait_timeout)  # this session only
         except Exception as exc:  # the driver, the socket, or a torn packet
             self.metrics.db_error("connect")
             delay = self._backoff.next()
