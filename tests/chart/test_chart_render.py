@@ -145,3 +145,20 @@ def test_pod_templates_are_found() -> None:
     """The walker of the hardening and policy tests sees every kind of pod the chart makes."""
     kinds = {t.owner["kind"] for t in pod_templates(rendered("defaults"))}
     assert kinds == {"Deployment", "StatefulSet", "Job", "Pod"}
+
+
+def test_replicated_servers_spread_over_schedulable_nodes() -> None:
+    """With replicas > 1 each server's pods must land on different nodes, counting only nodes
+    the pods may run on (a tainted control plane, a cordoned or a lost node is no domain, so the
+    pods of a lost node can be rescheduled onto the nodes left)."""
+    for dep in find(rendered("replicas"), "Deployment"):
+        pod = dep["spec"]["template"]
+        (spread,) = pod["spec"]["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname"
+        assert (spread["maxSkew"], spread["whenUnsatisfiable"], spread["nodeTaintsPolicy"]) \
+            == (1, "DoNotSchedule", "Honor")
+        assert selector_matches({"matchLabels": spread["labelSelector"]["matchLabels"]},
+                                pod["metadata"]["labels"])
+        assert spread["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    for dep in find(rendered("defaults"), "Deployment"):
+        assert "topologySpreadConstraints" not in dep["spec"]["template"]["spec"]

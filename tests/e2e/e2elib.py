@@ -117,13 +117,21 @@ class Space:
     # -- ad-hoc pods (a client image running a script)
 
     def run_pod(self, name: str, image: str, script: str, labels: dict[str, str],
-                timeout: float = 180) -> tuple[str, str]:
-        """Run SCRIPT (bash) in a one-off pod with LABELS; return (phase, logs) once it ends.
-        The pod is restricted like the chart's (non-root, read-only root, no capabilities)."""
+                timeout: float = 180, node: str | None = None) -> tuple[str, str]:
+        """Run SCRIPT (bash) in a one-off pod with LABELS (on NODE if given); return (phase,
+        logs) once it ends. The pod is restricted like the chart's (non-root, read-only root,
+        no capabilities)."""
+        self.start_pod(name, image, script, labels, node)
+        return self.wait_pod(name, timeout)
+
+    def start_pod(self, name: str, image: str, script: str, labels: dict[str, str],
+                  node: str | None = None) -> None:
+        """run_pod without waiting (see wait_pod)."""
         pod = {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": labels},
             "spec": {
+                **({"nodeSelector": {"kubernetes.io/hostname": node}} if node else {}),
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
@@ -141,6 +149,9 @@ class Space:
             },
         }
         self.apply([pod])
+
+    def wait_pod(self, name: str, timeout: float = 180) -> tuple[str, str]:
+        """(phase, logs) of a restartPolicy=Never pod once it ends; the pod is then deleted."""
         deadline = time.monotonic() + timeout
         phase = ""
         while time.monotonic() < deadline:

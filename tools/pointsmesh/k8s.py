@@ -1119,10 +1119,23 @@ def needs_volume_permissions(kube: Kube) -> bool:
     return kube.default_storage_provisioner() == HOST_PATH_PROVISIONER
 
 
+def control_plane_peers(kube: Kube) -> list[dict[str, Any]]:
+    """NetworkPolicy peers for the control-plane nodes' addresses: the API server's pod proxy
+    (`kubectl get --raw .../pods/NAME:8080/proxy/metrics`) reaches a pod on another node from
+    its node's address, which a pod-selector rule never matches. Empty when the nodes do not say."""
+    nodes = kube.kubectl_json("get", "nodes", "-l", "node-role.kubernetes.io/control-plane")
+    peers = []
+    for node in nodes.get("items", []):
+        for addr in node.get("status", {}).get("addresses", []):
+            if addr.get("type") == "InternalIP" and ":" not in addr.get("address", ":"):
+                peers.append({"ipBlock": {"cidr": f"{addr['address']}/32"}})
+    return peers
+
+
 def values_for(target: Target, images: Images, *, update_interval: int | None = None,
                **extra: Any) -> dict[str, Any]:
-    """chart_values for these images on this cluster (storage checked), deep-merged with
-    `extra` (e.g. clients={'retries': 60})."""
+    """chart_values for these images on this cluster (storage checked, the API server allowed
+    to read the servers' metrics), deep-merged with `extra` (e.g. clients={'retries': 60})."""
     values = chart_values(
         images.tag,
         registry=images.registry,
@@ -1130,6 +1143,8 @@ def values_for(target: Target, images: Images, *, update_interval: int | None = 
         volume_permissions=needs_volume_permissions(target.kube),
         update_interval=update_interval,
     )
+    scrapers = control_plane_peers(target.kube)
+    values = merge_values(values, {"networkPolicy": {"metricsFrom": scrapers}})
     return merge_values(values, extra)
 
 

@@ -1,0 +1,354 @@
+"""Node faults, as users meet them on a cluster with several nodes: replicated servers spread
+over the nodes; a worker crashes and comes back; the database's node crashes and comes back.
+
+A crash is the node's container cut from the network and then killed: its processes die without
+a FIN or RST reaching anyone, as in a power loss, so the database keeps the dead servers'
+sessions until their idle timeout. A return is the container reconnected with its address and
+started again (a reboot). Needs kind (nodes are containers) and two schedulable nodes; skipped,
+loudly, otherwise. Every crashed node is restored at the end, whatever happened.
+
+One release for the module; the tests run in order and each leaves the cluster whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from e2elib import (
+    DB,
+    INTERVAL,
+    MEASURE,
+    RELEASE,
+    ROSTER,
+    SERVERS,
+    Row,
+    Space,
+    helm_test_pod_labels,
+    log,
+    reply_for,
+    unique,
+)
+
+from pointsmesh import k8s
+
+CHART = str(k8s.CHART)
+# Pods of a lost node are evicted this long after it turns NotReady (Kubernetes' default: 300 s).
+TOLERATION_S = 20
+# The updater session's idle timeout at UPDATE_INTERVAL=INTERVAL (the servers' own formula:
+# max(5, ceil(2 x interval))): how long a dead lock holder's session outlives it.
+LOCK_SESSION_TIMEOUT = max(5, 2 * INTERVAL)
+KIND_NETWORK = "kind"
+
+
+def docker(*args: str, timeout: float = 120) -> str:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+@dataclass
+class Nodes:
+    """The cluster's node containers, and the crashes this module caused."""
+
+    kube: k8s.Kube
+    crashed: dict[str, str] = field(default_factory=dict)  # node -> its address
+
+    def ready(self, node: str) -> str:
+        return self.kube.kubectl(
+            "get", "node", node, "-o",
+            'jsonpath={.status.conditions[?(@.type=="Ready")].status}').stdout.strip()
+
+    def wait_ready(self, node: str, want: str, timeout: float) -> float:
+        """Seconds until NODE's Ready condition is WANT ("True", or "Unknown" once the
+        control plane has given up on it)."""
+        t0 = time.monotonic()
+        while self.ready(node) != want:
+            if time.monotonic() - t0 > timeout:
+                raise AssertionError(f"node {node} not Ready={want} after {timeout:.0f}s")
+            time.sleep(1)
+        return time.monotonic() - t0
+
+    def crash(self, node: str) -> None:
+        ip = docker("inspect", "-f",
+                    f'{{{{(index .NetworkSettings.Networks "{KIND_NETWORK}").IPAddress}}}}', node)
+        self.crashed[node] = ip
+        docker("network", "disconnect", KIND_NETWORK, node)
+        docker("kill", node)
+        log(f"node {node} ({ip}) crashed: cut from the network, then killed")
+
+    def restore(self, node: str) -> None:
+        ip = self.crashed.pop(node)
+        # Same address: the other nodes' routes to its pod CIDR and the API server's record
+        # of it stay right, as when a real machine reboots.
+        docker("network", "connect", "--ip", ip, KIND_NETWORK, node)
+        docker("start", node)
+        log(f"node {node} ({ip}) started again")
+
+
+def schedulable(kube: k8s.Kube) -> list[str]:
+    return sorted(
+        n["metadata"]["name"] for n in kube.kubectl_json("get", "nodes")["items"]
+        if not any(t.get("effect") in ("NoSchedule", "NoExecute")
+                   for t in n["spec"].get("taints", [])))
+
+
+@pytest.fixture(scope="module")
+def fleet(target: k8s.Target, kube: k8s.Kube, values: dict[str, Any],
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Space, Nodes]]:
+    if not target.nodes:
+        pytest.skip("SKIPPED: node faults need a kind cluster (nodes are docker containers); "
+                    f"this cluster is {target.description}")
+    workers = schedulable(kube)
+    if len(workers) < 2:
+        pytest.skip(f"SKIPPED: node faults need two schedulable nodes, this cluster has {workers} "
+                    "(ci/kind-airgap: KIND_AIRGAP_WORKERS >= 2)")
+    loss = [{"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": "NoExecute",
+             "tolerationSeconds": TOLERATION_S} for k in ("unreachable", "not-ready")]
+    vals = k8s.merge_values(values, {"servers": {"replicas": 2, "tolerations": loss}})
+    sp = Space(kube, unique("e2e-nodes"))
+    vfile = k8s.write_values(vals, tmp_path_factory.mktemp("values") / "values.yaml")
+    sp.values_file = str(vfile)  # type: ignore[attr-defined]
+    nodes = Nodes(kube)
+    kube.kubectl("create", "namespace", sp.ns)
+    try:
+        sp.helm("install", RELEASE, CHART, "-f", str(vfile), "--wait", "--timeout", "10m")
+        yield sp, nodes
+    finally:
+        for node in list(nodes.crashed):
+            nodes.restore(node)
+            nodes.wait_ready(node, "True", 240)
+        sp.helm("uninstall", RELEASE, "--wait", "--timeout", "3m", check=False)
+        kube.kubectl("delete", "namespace", sp.ns, "--wait=false", check=False)
+
+
+def server_pods(sp: Space) -> dict[str, list[dict[str, Any]]]:
+    return {s.name: sp.pods(f"points-mesh.io/server={s.name}") for s in SERVERS}
+
+
+def ready_pod(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True"
+               for c in pod["status"].get("conditions", []))
+
+
+def db_node(sp: Space) -> str:
+    return str(sp.get(f"pod/{DB}-0")["spec"]["nodeName"])
+
+
+class RowSampler:
+    """Reads the rows about once a second in the background: every increment is seen, so a
+    doubled one (+2 between reads, or two stamps closer than the interval) and the longest gap
+    between increments show."""
+
+    def __init__(self, sp: Space) -> None:
+        self.sp = sp
+        self.samples: list[dict[str, Row]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            # the database unreachable for a moment: the next read tells
+            with contextlib.suppress(AssertionError, k8s.K8sError):
+                self.samples.append(self.sp.rows())
+            self._stop.wait(1)
+
+    def __enter__(self) -> RowSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=90)
+
+    def check(self, row: str) -> int:
+        """Assert that no two increments came closer than the interval (less the DATETIME's
+        whole second); return the longest gap between two increments (s). Between two reads
+        that saw N increments the stamps must be N intervals apart; when a read was slow or
+        failed (N > 1) the longest gap is bounded by what the other N - 1 leave."""
+        seen = [s[row] for s in self.samples if row in s]
+        changes = [(a, b) for a, b in itertools.pairwise(seen) if b != a]
+        assert changes, f"{row}: no increment in {len(seen)} reads"
+        gaps = []
+        for a, b in changes:
+            rose, span = b.points - a.points, b.stamp - a.stamp
+            assert rose >= 1 and span >= rose * (INTERVAL - 1), \
+                f"{row}: {rose} increments in {span} s ({a} -> {b}): one was doubled"
+            gaps.append(span - (rose - 1) * (INTERVAL - 1))
+        return max(gaps)
+
+
+def test_replicas_spread_over_nodes_and_reach_the_database_across_them(
+        fleet: tuple[Space, Nodes]) -> None:
+    sp, _ = fleet
+    where_db = db_node(sp)
+    across = 0
+    for name, pods in server_pods(sp).items():
+        nodes = sorted(p["spec"]["nodeName"] for p in pods)
+        assert len(nodes) == 2 and nodes[0] != nodes[1], f"{name}: replicas on {nodes}"
+        # Ready means its reader's database session works: through the database Service's DNS
+        # name, from another node for the replica not beside the database.
+        assert all(ready_pod(p) for p in pods), name
+        across += sum(n != where_db for n in nodes)
+    assert across >= len(SERVERS), f"the database is on {where_db}"
+    MEASURE["node faults: database node"] = where_db
+
+
+def test_worker_crash_leaves_every_member_answering(fleet: tuple[Space, Nodes],
+                                                   images: k8s.Images) -> None:
+    """The worker without the database crashes: once the control plane marks it NotReady (and
+    its pods not ready), every server answers through its Service from the replica left; the
+    lost replicas are rescheduled onto the nodes left; a lock holder that died with the node
+    loses its lock when its database session times out, and no increment is doubled."""
+    sp, nodes = fleet
+    where_db = db_node(sp)
+    victim = next(n for n in schedulable(sp.kube) if n != where_db)
+    probe = unique("probe")
+    targets = " ".join(f"{s.name}:{s.port}" for s in SERVERS)
+    # Each request: one attempt (2 s timeout) that shows a dead endpoint ("ok"), and when it
+    # fails, the client as users run it, with its own retries ("retried" or "fail").
+    script = f"""
+        export CLIENT_TIMEOUT=2
+        end=$((SECONDS + 170))
+        while [ $SECONDS -lt $end ]; do
+            for t in {targets}; do
+                export TARGET_HOST=${{t%:*}} TARGET_PORT=${{t#*:}}
+                if CLIENT_RETRIES=1 c-client >/dev/null 2>&1; then r=ok
+                elif CLIENT_RETRIES=5 c-client >/dev/null 2>&1; then r=retried
+                else r=fail; fi
+                echo "$EPOCHSECONDS $TARGET_HOST $r"
+            done
+            sleep 0.5
+        done
+        echo done"""
+    sp.start_pod(probe, f"{images.registry}pointsmesh/c-client:{images.tag}", script,
+                 helm_test_pod_labels(), node=where_db)
+    # The probe's own address is admitted by the policies a moment after it starts: wait
+    # until one full round succeeds before the crash.
+    deadline = time.monotonic() + 60
+    while True:
+        lines = sp.kubectl("logs", probe, check=False).splitlines()[-len(SERVERS):]
+        if len(lines) == len(SERVERS) and all(line.endswith(" ok") for line in lines):
+            break
+        assert time.monotonic() < deadline, f"probe never got a full round through: {lines}"
+        time.sleep(1)
+
+    with RowSampler(sp) as sampler:
+        time.sleep(2 * INTERVAL)
+        t_crash = time.time()
+        nodes.crash(victim)
+        not_ready_s = nodes.wait_ready(victim, "Unknown", 120)
+        log(f"{victim} NotReady after {not_ready_s:.0f}s")
+        # Rescheduled: two ready replicas of every server again, none on the lost node.
+        deadline = time.monotonic() + 180
+        while True:
+            pods = server_pods(sp)
+            if all(len([p for p in ps if ready_pod(p) and p["spec"]["nodeName"] != victim]) == 2
+                   for ps in pods.values()):
+                break
+            assert time.monotonic() < deadline, json.dumps(
+                {n: [(p["metadata"]["name"], p["spec"].get("nodeName"), ready_pod(p))
+                     for p in ps] for n, ps in pods.items()})
+            time.sleep(2)
+        rescheduled_s = time.time() - t_crash
+        phase, out = sp.wait_pod(probe, timeout=240)
+    assert phase == "Succeeded" and out.rstrip().endswith("done"), out[-2000:]
+
+    results = [line.split() for line in out.splitlines()
+               if line.endswith((" ok", " retried", " fail"))]
+    after_crash = [(int(t) - t_crash, s, r) for t, s, r in results if int(t) >= t_crash]
+    settled = not_ready_s + 15   # endpoints and kube-proxy follow the NotReady mark
+    late = [(round(dt), s, r) for dt, s, r in after_crash if r != "ok" and dt >= settled]
+    # Once the node is marked NotReady no request fails, and single attempts fail only in the
+    # moment a rescheduled replica has turned ready but the policy enforcer has not yet admitted
+    # its address (kube-router: a few seconds; the client's own retry covers it).
+    assert [x for x in late if x[2] == "fail"] == [], f"requests failed after NotReady: {late}"
+    answered = {s for dt, s, r in after_crash if r == "ok" and dt >= settled}
+    assert answered == {s.name for s in SERVERS}, answered
+    failed = [(round(dt), s) for dt, s, r in after_crash if r != "ok"]
+    gaps = {s.row: sampler.check(s.row) for s in SERVERS}
+    # A holder that died with the node kept its lock until its session's idle timeout; then a
+    # replica took over at once (the row's stamp is overdue) and kept the schedule.
+    assert max(gaps.values()) <= LOCK_SESSION_TIMEOUT + INTERVAL + 3, gaps
+    MEASURE["worker crash: NotReady after (s)"] = not_ready_s
+    MEASURE["worker crash: replicas rescheduled and ready after (s)"] = rescheduled_s
+    MEASURE["worker crash: single attempts failed / made"] = f"{len(failed)} / {len(after_crash)}"
+    MEASURE["worker crash: single attempts failed after NotReady (s after crash)"] = \
+        [f"{dt} {s} {r}" for dt, s, r in late] or "none"
+    MEASURE["worker crash: requests failed with the client's retries"] = \
+        sum(r == "fail" for _, _, r in after_crash)
+    MEASURE["worker crash: last failed single attempt after crash (s)"] = (
+        float(max(dt for dt, _ in failed)) if failed else 0.0)
+    MEASURE["worker crash: longest gap between increments (s)"] = float(max(gaps.values()))
+    MEASURE["_victim"] = victim
+
+
+def test_returned_worker_runs_clients_that_reach_servers_on_another_node(
+        fleet: tuple[Space, Nodes], tmp_path: Any) -> None:
+    """The crashed worker comes back; the client Jobs, pinned to it, reach by DNS name the
+    servers, which all run on the other node now (Deployments do not move pods back)."""
+    sp, nodes = fleet
+    victim = MEASURE.pop("_victim", None)
+    if victim is None:
+        pytest.skip("SKIPPED: the worker crash test did not run")
+    t0 = time.monotonic()
+    nodes.restore(victim)
+    MEASURE["worker return: Ready after start (s)"] = nodes.wait_ready(victim, "True", 240)
+    assert time.monotonic() - t0 < 240
+    servers_on = {p["spec"]["nodeName"] for ps in server_pods(sp).values() for p in ps}
+    assert victim not in servers_on, servers_on
+    pin = tmp_path / "clients-on-victim.yaml"
+    pin.write_text(json.dumps({"clients": {"nodeSelector": {"kubernetes.io/hostname": victim}}}))
+    sp.helm("upgrade", RELEASE, CHART, "-f", sp.values_file, "-f", str(pin),  # type: ignore[attr-defined]
+            "--wait", "--timeout", "10m")
+    for m in ROSTER:
+        job = f"client-{m.name}"
+        pods = sp.pods(f"job-name={job}")
+        assert pods and {p["spec"]["nodeName"] for p in pods} == {victim}, job
+        logs = sp.kube.job_logs(job, sp.ns)
+        assert reply_for(m.c_row).search(logs) and reply_for(m.python_row).search(logs), logs
+    still = {p["spec"]["nodeName"] for ps in server_pods(sp).values() for p in ps}
+    assert victim not in still, "the upgrade moved servers; the clients proved nothing cross-node"
+
+
+def test_database_node_crash_and_return_keeps_the_data(fleet: tuple[Space, Nodes]) -> None:
+    """The database's node crashes. Its local-path volume lives on that node's disk, so the
+    database cannot move: the StatefulSet keeps its pod there (at most one pod per identity),
+    the servers answer `db-unavailable` and go unready; when the node returns, the database
+    starts on its own data, and the servers reconnect and continue the count."""
+    sp, nodes = fleet
+    where = db_node(sp)
+    before = sp.rows()
+    t0 = time.monotonic()
+    nodes.crash(where)
+    nodes.wait_ready(where, "Unknown", 120)
+    nodes.restore(where)
+    nodes.wait_ready(where, "True", 240)
+    sp.wait_ready(f"statefulset/{DB}", timeout=300)
+    assert db_node(sp) == where
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            now = sp.rows()
+        except (AssertionError, k8s.K8sError):
+            now = {}
+        if now and all(now[s.row].points > before[s.row].points for s in SERVERS):
+            break
+        assert time.monotonic() < deadline, f"rows did not rise again: {before} -> {now}"
+        time.sleep(2)
+    MEASURE["database node crash -> rows rising again (s)"] = time.monotonic() - t0
+    for s in SERVERS:
+        # Never reset: the count continued from what the volume kept.
+        assert now[s.row].points > before[s.row].points >= 0
+    for s in SERVERS:
+        sp.wait_ready(f"deployment/{s.name}", timeout=180)
