@@ -26,8 +26,10 @@ help:
 setup:
 	tools/setup.sh
 
+# The C server in three builds (release, ASan+UBSan, ThreadSanitizer: server kinds c, c-asan and
+# c-tsan in the tests), the C client in two.
 build:
-	$(MAKE) -C services/c-server all asan
+	$(MAKE) -C services/c-server all asan tsan
 	$(MAKE) -C clients/c-client all asan
 
 render:

@@ -6,12 +6,23 @@ conftest.py pytest imported last (tests/chart and tests/e2e have their own).
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from pointsmesh.spec import Protocol, reply_regex
 
-SERVER_KINDS = ("c", "c-asan", "python")
+T = TypeVar("T")
+
+# Every server implementation and build: C, C with ASan+UBSan, C with ThreadSanitizer, Python
+# (tools/pointsmesh/procs.py maps a kind to its command).
+SERVER_KINDS = ("c", "c-asan", "c-tsan", "python")
+# The sanitizer builds as the two replicas of one row (tests/integration/test_system.py): each
+# build in each role; the first started holds the lock, the second takes it over.
+SANITIZER_PAIRS = (("c-asan", "c-tsan"), ("c-tsan", "c-asan"))
 counter = itertools.count()
 
 
@@ -23,3 +34,24 @@ def unique_row(prefix: str) -> str:
 def reply_pattern(protocol: Protocol, row: str) -> re.Pattern[bytes]:
     """The reply for row, points and timestamp as groups; use with fullmatch."""
     return re.compile(reply_regex(protocol.reply_format, row).encode())
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.1) -> T:
+    """PREDICATE's first truthy value, polled every INTERVAL s; its last value at TIMEOUT."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+async def ask(port: int, request: bytes, timeout: float = 30) -> bytes:
+    """One request on a fresh loopback connection; everything the server sends until it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()

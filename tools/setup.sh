@@ -41,6 +41,10 @@ if command -v gcc >/dev/null; then
     if ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=address,undefined -o /dev/null - 2>/dev/null; then
         missing+=(libasan8 libubsan1)
     fi
+    # ... and a ThreadSanitizer one (the c-tsan server kind, services/c-server/build-tsan).
+    if ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=thread -o /dev/null - 2>/dev/null; then
+        missing+=(libtsan2)
+    fi
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

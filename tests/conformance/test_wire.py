@@ -1,4 +1,4 @@
-"""The wire protocol, run identically against every server implementation (C, C+ASan, Python).
+"""The wire protocol, run identically against every server kind (C, C+ASan, C+TSan, Python).
 
 Same inputs, same bytes out: every expectation below is derived from protocol/protocol.toml,
 never from one implementation's output.
@@ -52,7 +52,7 @@ def test_reply_follows_database_changes(make_server, db, protocol, kind):
     assert server.request() == protocol.reply(row, 41, "2026-01-05 10:11:12").encode()
 
 
-@pytest.mark.parametrize("pair", [("c", "python"), ("c-asan", "python")])
+@pytest.mark.parametrize("pair", [("c", "python"), ("c-asan", "python"), ("c-tsan", "python")])
 def test_c_and_python_replies_are_byte_identical(make_server, db, pair):
     row = unique_row("conf-identical")
     a = make_server(pair[0], row)

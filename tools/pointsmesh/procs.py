@@ -1,7 +1,8 @@
 """Start, talk to and stop the project's servers and clients as real processes.
 
 Kinds of server: "c" (services/c-server/build/c-server), "c-asan" (the ASan+UBSan build in
-build-asan/) and "python" (the points_server package). Clients: "c", "c-asan", "python".
+build-asan/), "c-tsan" (the ThreadSanitizer build in build-tsan/) and "python" (the
+points_server package). Clients: "c", "c-asan", "python".
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,18 +27,43 @@ from .devdb import free_port, terminate
 C_SERVER = {
     "c": ROOT / "services/c-server/build/c-server",
     "c-asan": ROOT / "services/c-server/build-asan/c-server",
+    "c-tsan": ROOT / "services/c-server/build-tsan/c-server",
 }
 C_CLIENT = {
     "c": ROOT / "clients/c-client/build/c-client",
     "c-asan": ROOT / "clients/c-client/build-asan/c-client",
 }
+# Suppressions for reports that are not races of ours (each entry says why).
+TSAN_SUPPRESSIONS = ROOT / "services/c-server/tsan.supp"
 SANITIZER_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:halt_on_error=1:exitcode=99",
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=99",
     "LSAN_OPTIONS": "exitcode=99",
+    # ThreadSanitizer goes on after a report (every race of a run is in the log) and exits 66
+    # at the end if it reported anything; the log marker fails the test either way.
+    "TSAN_OPTIONS": f"halt_on_error=0:exitcode=66:second_deadlock_stack=1:"
+                    f'suppressions="{TSAN_SUPPRESSIONS}"',
 }
-SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehavior")
+# "ThreadSanitizer" covers its reports ("WARNING: ThreadSanitizer: data race ...") and its
+# fatal start-up errors ("FATAL: ThreadSanitizer: unexpected memory mapping ...").
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehavior",
+                     "ThreadSanitizer")
 REQUEST = b"REQUEST_LATEST_POINTS\n"
+
+
+def tsan_needs_aslr_off(rnd_bits: Path = Path("/proc/sys/vm/mmap_rnd_bits")) -> bool:
+    """Whether the TSan build must run with address space randomisation off.
+
+    GCC 12's ThreadSanitizer runtime (Debian bookworm's libtsan2, LLVM 15 based) expects the
+    x86_64 layout of at most 28 random mmap bits; kernels set to more (Ubuntu 23.10 and later
+    use 32) make it die at start with "FATAL: ThreadSanitizer: unexpected memory mapping".
+    Newer runtimes re-exec themselves without randomisation; this one does not, so the test
+    harness does it (setarch -R). Only when needed: container seccomp profiles may refuse the
+    personality(ADDR_NO_RANDOMIZE) that setarch -R asks for."""
+    try:
+        return int(rnd_bits.read_text()) > 28
+    except (OSError, ValueError):
+        return False
 
 
 def server_command(kind: str) -> list[str]:
@@ -43,6 +71,9 @@ def server_command(kind: str) -> list[str]:
         path = C_SERVER[kind]
         if not path.exists():
             raise FileNotFoundError(f"{path} is not built (run `make build`)")
+        if kind == "c-tsan" and tsan_needs_aslr_off() and shutil.which("setarch"):
+            # setarch execs the server: same pid, so signals and prlimit reach the server.
+            return ["setarch", platform.machine(), "-R", str(path)]
         return [str(path)]
     if kind == "python":
         return [sys.executable, "-m", "points_server"]
