@@ -2,7 +2,8 @@
 POINTS_MESH_DB_FLAVOUR=mysql), servers as real processes, clean teardown.
 
 Every server a test starts is stopped with SIGTERM at teardown; the test then fails if the
-server did not exit 0 or if a sanitizer reported anything in its output.
+server did not exit 0, if a sanitizer reported anything in its output, or if the server logged
+an `internal_error` (a bug it survived) or printed a Python traceback.
 """
 
 from __future__ import annotations
@@ -56,21 +57,30 @@ def private_db(tmp_path: Path) -> Iterator[DevDB]:
 
 
 ServerFactory = Callable[..., ServerProc]
+TRACEBACK = "Traceback (most recent call last)"
 
 
 @pytest.fixture
 def make_server(tmp_path: Path, db: DevDB) -> Iterator[ServerFactory]:
-    """start(kind, row=..., database=db, wait="ready", **settings) -> a running ServerProc."""
+    """start(kind, row=..., database=db, wait="ready", **settings) -> a running ServerProc.
+
+    allow_internal_errors=True exempts that server from the teardown's check for
+    `internal_error` log events and Python tracebacks (a test that provokes one on purpose
+    must say why)."""
     started: list[ServerProc] = []
+    exempt: set[str] = set()
 
     def start(kind: str, row: str, database: DevDB | None = None, wait: str = "ready",
-              args: list[str] | None = None, port: int = 0, **settings: str) -> ServerProc:
+              args: list[str] | None = None, port: int = 0, allow_internal_errors: bool = False,
+              **settings: str) -> ServerProc:
         env = {**(database or db).env(), "SERVER_USER": row, "UPDATE_INTERVAL": "0",
                "IDLE_TIMEOUT": "2", "SHUTDOWN_TIMEOUT": "3"}
         env.update({k.upper(): str(v) for k, v in settings.items()})
         server = ServerProc(kind, env, tmp_path / "logs", name=f"{kind}-{next(counter)}",
                             port=port)
         started.append(server)
+        if allow_internal_errors:
+            exempt.add(server.name)
         return server.start(wait=wait, args=args)
 
     yield start
@@ -83,6 +93,12 @@ def make_server(tmp_path: Path, db: DevDB) -> Iterator[ServerFactory]:
         reports = server.sanitizer_reports()
         if reports:
             problems.append(f"{server.name}: sanitizer reported {reports}:\n{server.log_text()}")
+        if server.name not in exempt:
+            internal = [e for e in server.log_events() if e.get("event") == "internal_error"]
+            if internal:
+                problems.append(f"{server.name}: internal_error logged {internal}")
+            if TRACEBACK in server.log_text():
+                problems.append(f"{server.name}: Python traceback:\n{server.log_text()}")
     if problems:
         pytest.fail("; ".join(problems))
 

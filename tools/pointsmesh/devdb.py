@@ -234,6 +234,9 @@ class DevDB:
     app_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
     time_zone: str = "+08:00"
     flavour: str = field(default_factory=default_flavour)
+    # Extra server options, after the defaults (a later option wins), e.g.
+    # ("--performance-schema=ON",) for a test that reads the statement counters.
+    options: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
     _mysql: MySQLRoot | None = field(default=None, init=False, repr=False)
 
@@ -362,6 +365,7 @@ class DevDB:
             "--innodb-buffer-pool-size=64M",
             f"--default-time-zone={self.time_zone}",
             *self._user_args(),
+            *self.options,
         ]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -416,6 +420,25 @@ class DevDB:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        """The database server's process id (mysqld runs in the process the loader starts)."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise DevDBError(f"{self.label} is not running")
+        return self.proc.pid
+
+    def freeze(self) -> None:
+        """Hang the server (SIGSTOP), as a frozen VM or a lost node would: its connections stay
+        open and the kernel still completes new TCP handshakes, but nothing is answered.
+        Always thaw() it again (a stopped server ignores SIGTERM until then)."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Resume a frozen server (SIGCONT); harmless when it runs."""
+        if self.running:
+            assert self.proc is not None
+            os.kill(self.proc.pid, signal.SIGCONT)
 
     def __enter__(self) -> DevDB:
         return self.start()
@@ -479,6 +502,28 @@ class DevDB:
             f"SELECT points FROM users WHERE user = '{sql_escape(row)}'", database="project_db"
         ).strip()
         return int(out) if out else None
+
+    def status(self, name: str) -> int:
+        """One global status counter (SHOW GLOBAL STATUS), e.g. Com_stmt_execute."""
+        out = self.sql(f"SHOW GLOBAL STATUS LIKE '{sql_escape(name)}'").split()
+        if len(out) != 2:
+            raise DevDBError(f"no status variable {name!r}: {out}")
+        return int(out[1])
+
+    def statement_executions(self, statement: str, user: str) -> int:
+        """How many times the sessions of account `user` executed the prepared statement whose
+        text is `statement`, as the database counts them: performance_schema
+        .prepared_statements_instances, so it needs the options "--performance-schema=ON" and,
+        for MariaDB to count executions there, "--performance-schema-consumer-events-statements
+        -current=ON". A statement closed, or its session ended, drops out of the sum."""
+        out = self.sql(
+            "SELECT COALESCE(SUM(p.COUNT_EXECUTE), 0) "
+            "FROM performance_schema.prepared_statements_instances p "
+            "JOIN performance_schema.threads t ON t.THREAD_ID = p.OWNER_THREAD_ID "
+            f"WHERE t.PROCESSLIST_USER = '{sql_escape(user)}' "
+            f"AND p.SQL_TEXT = '{sql_escape(statement)}'"
+        ).strip()
+        return int(out)
 
     def row(self, row: str) -> tuple[int, str] | None:
         out = self.sql(
