@@ -1,0 +1,101 @@
+# The CI layers' outcomes and the closing summary of .ci/run (sourced by it; bash 4+).
+# tests/unit/test_ci_layers.py drives these functions with made-up layers.
+#
+#   layer ID "title"            declare a layer, in the order the summary lists them
+#   layer_run ID command...     run it (output also kept to count pytest's skipped tests):
+#                               passed, or failed (its exit status is returned)
+#   layer_skip ID "reason"      it cannot run here: said now, loudly, and in the summary
+#   ci_summary EXIT_STATUS      one line per layer, then the verdict; "all layers passed" only
+#                               when every layer ran and passed
+#
+# A layer still running when the script exits failed; one never reached is "not run".
+
+CI_LAYERS=()
+declare -A CI_TITLE=() CI_STATE=() CI_NOTE=() CI_SKIPS=()
+CI_LOGS=$(mktemp -d "${TMPDIR:-/tmp}/ci-layers.XXXXXX")
+
+layer() {
+    CI_LAYERS+=("$1")
+    CI_TITLE[$1]=$2
+    CI_STATE[$1]="not run"
+    CI_NOTE[$1]=""
+}
+
+# The tests pytest skipped in a layer's output: the "SKIPPED [n] file:line: reason" lines of
+# -ra (CI sets PYTEST_ADDOPTS=-ra), counted by their [n].
+_ci_skipped_lines() {
+    grep -aE '^SKIPPED \[[0-9]+\] ' "$1" 2>/dev/null || true
+}
+
+layer_run() {
+    local id=$1 log rc=0
+    shift
+    log="$CI_LOGS/$id.log"
+    CI_STATE[$id]=running
+    # In an `if`, a failure neither stops the script here nor loses the status: pipefail makes
+    # it the command's (tee does not fail).
+    if "$@" 2>&1 | tee "$log"; then rc=0; else rc=$?; fi
+    CI_SKIPS[$id]=$(_ci_skipped_lines "$log")
+    if [ "$rc" -eq 0 ]; then
+        CI_STATE[$id]=passed
+    else
+        CI_STATE[$id]=failed
+        CI_NOTE[$id]="exit status $rc"
+    fi
+    return "$rc"
+}
+
+layer_skip() {
+    CI_STATE[$1]=skipped
+    CI_NOTE[$1]=$2
+    printf '\n!!! [ci] SKIPPED: %s\n!!! [ci] reason: %s\n\n' "${CI_TITLE[$1]}" "$2"
+}
+
+ci_summary() {
+    local status=$1 id state n ran=0 passed=0 failed=0 skipped=0 notrun=0 tests_skipped=0
+    printf '\n=== [ci] summary (exit status %s)\n' "$status"
+    for id in "${CI_LAYERS[@]}"; do
+        state=${CI_STATE[$id]}
+        if [ "$state" = running ]; then
+            # Still running when the script exited: it failed (or was interrupted).
+            state=failed
+            CI_NOTE[$id]="stopped by exit status $status"
+        fi
+        case $state in
+            passed) ran=$((ran + 1)); passed=$((passed + 1)) ;;
+            failed) ran=$((ran + 1)); failed=$((failed + 1)) ;;
+            skipped) skipped=$((skipped + 1)) ;;
+            *) notrun=$((notrun + 1)); CI_NOTE[$id]="never reached (the run stopped before it)" ;;
+        esac
+        n=0
+        if [ -n "${CI_SKIPS[$id]:-}" ]; then
+            n=$(awk '{ gsub(/[^0-9]/, "", $2); s += $2 } END { print s + 0 }' <<<"${CI_SKIPS[$id]}")
+            tests_skipped=$((tests_skipped + n))
+        fi
+        printf '  %-44s %s' "${CI_TITLE[$id]}" "${state^^}"
+        [ -n "${CI_NOTE[$id]}" ] && printf ': %s' "${CI_NOTE[$id]}"
+        [ "$n" -gt 0 ] && printf ' (skipped tests inside it: %s)' "$n"
+        printf '\n'
+        if [ "$n" -gt 0 ]; then
+            sed 's/^/      /' <<<"${CI_SKIPS[$id]}"
+        fi
+    done
+    local total=${#CI_LAYERS[@]} counts
+    counts="$passed of $total passed, $skipped skipped, $notrun not run"
+    if [ "$status" -eq 0 ] && [ "$passed" -eq "$total" ]; then
+        if [ "$tests_skipped" -gt 0 ]; then
+            printf '=== [ci] all %s layers ran and passed (skipped tests within them: %s, %s)\n' \
+                "$total" "$tests_skipped" "listed above"
+        else
+            printf '=== [ci] all %s layers ran and passed\n' "$total"
+        fi
+    elif [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]; then
+        printf '=== [ci] NOT ALL LAYERS RAN: %s (exit status 0: nothing failed)\n' "$counts"
+    elif [ "$failed" -eq 0 ]; then
+        printf '=== [ci] FAILED outside the layers (exit status %s): %s\n' "$status" "$counts"
+    else
+        printf '=== [ci] FAILED: %s of %s layers failed; %s (exit status %s)\n' \
+            "$failed" "$total" "$counts" "$status"
+    fi
+    rm -rf "$CI_LOGS"
+}
