@@ -31,7 +31,7 @@ def pytest_report_header() -> str:
 
 @pytest.fixture(params=SERVER_KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
-    """Each server implementation: C, C with ASan+UBSan, Python."""
+    """Each server implementation: C, C with ASan+UBSan, C with TSan, Python."""
     return request.param
 
 
