@@ -12,7 +12,7 @@ import time
 import pytest
 from testhelpers import reply_pattern, unique_row
 
-from pointsmesh.procs import REQUEST, base_env, server_command
+from pointsmesh.procs import PORT_TAKEN, REQUEST, ServerProc, base_env, server_command
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -264,3 +264,23 @@ def test_taken_port_is_start_failed_exit_1(kind, db):
     assert res.returncode == 1, (res.stdout, res.stderr)
     assert '"event":"start_failed"' in res.stdout.replace(" ", ""), res.stdout
     assert res.stderr.strip()
+
+
+def test_harness_restarts_a_server_whose_chosen_port_was_taken_meanwhile(kind, db, tmp_path):
+    """The suites choose free ports before a server binds them, and an outgoing connection's
+    ephemeral port can take one in between: the harness then starts the server again on new
+    ports (a port the test chose itself is never changed: see the test above)."""
+    server = ServerProc(kind, {**db.env(), "SERVER_USER": unique_row(f"ops-taken-{kind}"),
+                               "UPDATE_INTERVAL": "0"}, tmp_path / "logs")
+    taken = server.port
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        blocker.bind(("127.0.0.1", taken))
+        blocker.listen()
+        server.start(wait="ready")
+    try:
+        assert server.port != taken
+        failed = [e for e in server.log_events() if e.get("event") == "start_failed"]
+        assert len(failed) == 1 and PORT_TAKEN in failed[0]["error"], server.log_text()
+    finally:
+        assert server.stop() == 0, server.log_text()

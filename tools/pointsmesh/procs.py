@@ -49,6 +49,8 @@ SANITIZER_ENV = {
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehavior",
                      "ThreadSanitizer")
 REQUEST = b"REQUEST_LATEST_POINTS\n"
+# strerror(EADDRINUSE), in both servers' start_failed event.
+PORT_TAKEN = "Address already in use"
 
 
 def tsan_needs_aslr_off(rnd_bits: Path = Path("/proc/sys/vm/mmap_rnd_bits")) -> bool:
@@ -164,6 +166,8 @@ class ServerProc:
     _log_file: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        # Ports chosen here (not by the test) may be retaken before the server binds them.
+        self._auto_ports = not self.port and not self.health_port
         self.port = self.port or free_port()
         self.health_port = self.health_port or free_port()
         self.name = self.name or f"{self.kind}-{self.port}"
@@ -188,19 +192,36 @@ class ServerProc:
 
     def start(self, wait: str = "ready", timeout: float = 30.0, args: list[str] | None = None
               ) -> ServerProc:
-        """Start; wait for "ready" (/readyz 200), "listening" (port accepts) or "none"."""
+        """Start; wait for "ready" (/readyz 200), "listening" (port accepts) or "none".
+
+        free_port() only finds a port free at that moment: another socket (an outgoing
+        connection's ephemeral port) can take it before the server binds it. With ports chosen
+        here, a start that fails with "Address already in use" is retried on new ports (twice
+        at most); a port the test chose is never changed."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
-        self.proc = subprocess.Popen(
-            server_command(self.kind) + (args or []),
-            env=self.full_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        if wait != "none":
-            self.wait_for(wait, timeout)
+        for attempt in range(3):
+            seen = self.log_text().count(PORT_TAKEN)
+            self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
+            self.proc = subprocess.Popen(
+                server_command(self.kind) + (args or []),
+                env=self.full_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_file,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+            if wait == "none":
+                return self
+            try:
+                self.wait_for(wait, timeout)
+                return self
+            except RuntimeError:
+                lost_port = (self.proc.poll() is not None
+                             and self.log_text().count(PORT_TAKEN) > seen)
+                if not (self._auto_ports and lost_port and attempt < 2):
+                    raise
+                self._reap()
+                self.port, self.health_port = free_port(), free_port()
         return self
 
     def wait_for(self, what: str, timeout: float = 30.0) -> None:
