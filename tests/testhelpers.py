@@ -11,7 +11,7 @@ import itertools
 import re
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pointsmesh.spec import Protocol, reply_regex
 
@@ -55,3 +55,10 @@ async def ask(port: int, request: bytes, timeout: float = 30) -> bytes:
         return await asyncio.wait_for(reader.read(), timeout)
     finally:
         writer.close()
+
+
+def updater_events(server: Any, event: str) -> list[dict]:
+    """A server's log events named EVENT that its updater logged (events without a role are
+    the updater's)."""
+    return [e for e in server.log_events()
+            if e["event"] == event and e.get("role", "updater") == "updater"]

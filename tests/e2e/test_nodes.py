@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -49,12 +48,8 @@ LOCK_SESSION_TIMEOUT = max(5, 2 * INTERVAL)
 KIND_NETWORK = "kind"
 
 
-def docker(*args: str, timeout: float = 120) -> str:
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout,
-                          check=False)
-    if proc.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
+def docker(*args: str) -> str:
+    return k8s.run(["docker", *args], timeout=120).stdout.strip()
 
 
 @dataclass

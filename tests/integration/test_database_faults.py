@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
-from testhelpers import reply_pattern, unique_row, wait_until
+from testhelpers import reply_pattern, unique_row, updater_events, wait_until
 
 from pointsmesh.devdb import sql_escape
 from pointsmesh.procs import exchange
@@ -60,11 +60,6 @@ def burst(port: int, n: int, timeout: float) -> list[tuple[float, bytes]]:
     """n requests at once, each on its own connection."""
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(lambda _: timed_request(port, timeout), range(n)))
-
-
-def updater_events(server, event: str) -> list[dict]:
-    return [e for e in server.log_events()
-            if e["event"] == event and e.get("role", "updater") == "updater"]
 
 
 def history(db, row: str) -> list[tuple[int, int, str]]:

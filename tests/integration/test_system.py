@@ -24,6 +24,7 @@ from testhelpers import (
     ask,
     reply_pattern,
     unique_row,
+    updater_events,
     wait_until,
 )
 
@@ -136,7 +137,7 @@ def test_killing_the_lock_holder_fails_over(make_server, db, kinds):
     holder = make_server(kinds[0], row, update_interval=str(interval))
     assert wait_lock_holder([holder]) is holder
     other = make_server(kinds[1], row, update_interval=str(interval))
-    assert wait_until(lambda: _updater_events(other, "db_connected"), 10.0)
+    assert wait_until(lambda: updater_events(other, "db_connected"), 10.0)
     with RowWatch(db, row, poll=0.05) as watch:
         assert wait_until(lambda: watch.changes, 5.0)
         seen = len(watch.changes)
@@ -213,11 +214,6 @@ class RowWatch:
             assert gap >= interval - 1, f"increments {gap} s apart at {p1} ({self.changes})"
 
 
-def _updater_events(server, event: str) -> list[dict]:
-    return [e for e in server.log_events()
-            if e["event"] == event and e.get("role", "updater") == "updater"]
-
-
 @pytest.mark.parametrize("kinds", [("c", "c"), ("python", "python"), ("python", "c"),
                                    *SANITIZER_PAIRS], ids="+".join)
 def test_hung_lock_holder_fails_over_after_the_wait_timeout(make_server, db, protocol, kinds):
@@ -231,7 +227,7 @@ def test_hung_lock_holder_fails_over_after_the_wait_timeout(make_server, db, pro
     holder = make_server(kinds[0], row, update_interval=str(interval))
     assert wait_lock_holder([holder]) is holder  # the first kind holds, the second takes over
     other = make_server(kinds[1], row, update_interval=str(interval))
-    assert wait_until(lambda: _updater_events(other, "db_connected"), 10.0)
+    assert wait_until(lambda: updater_events(other, "db_connected"), 10.0)
     try:
         with RowWatch(db, row) as watch:
             start = wait_until(watch.points, 5.0)
@@ -241,8 +237,8 @@ def test_hung_lock_holder_fails_over_after_the_wait_timeout(make_server, db, pro
             t_stop = time.monotonic()
             at_stop = db.points(row)
             assert at_stop is not None
-            holder_updates = len(_updater_events(holder, "updated"))  # it can log no more
-            holder_errors = len(_updater_events(holder, "db_error"))
+            holder_updates = len(updater_events(holder, "updated"))  # it can log no more
+            holder_errors = len(updater_events(holder, "db_error"))
             # The database drops the hung session after wait_timeout idle seconds at most (its
             # last statement was at most that long before SIGSTOP); the other replica polls
             # GET_LOCK every second and, the row being older than an interval, increments at once.
@@ -259,9 +255,9 @@ def test_hung_lock_holder_fails_over_after_the_wait_timeout(make_server, db, pro
             holder.signal(signal.SIGCONT)
             t_cont = time.monotonic()
             # Its next statement fails on the dropped session: db_error, reconnect, election.
-            assert wait_until(lambda: len(_updater_events(holder, "db_connected")) >= 2, 10.0), \
+            assert wait_until(lambda: len(updater_events(holder, "db_connected")) >= 2, 10.0), \
                 holder.log_text()[-3000:]
-            assert len(_updater_events(holder, "db_error")) > holder_errors
+            assert len(updater_events(holder, "db_error")) > holder_errors
             time.sleep(0.5)
             window_start, before = time.monotonic(), db.points(row)
             assert before is not None
@@ -272,7 +268,7 @@ def test_hung_lock_holder_fails_over_after_the_wait_timeout(make_server, db, pro
         watch.check_one_per_interval(interval)
         assert watch.since(t_cont), "no increment after the old holder resumed"
         # The resumed process is healthy, a non-holder, and incremented nothing since SIGSTOP.
-        assert len(_updater_events(holder, "updated")) == holder_updates
+        assert len(updater_events(holder, "updated")) == holder_updates
         metrics = holder.metrics()
         assert metrics["points_update_lock_held"] == 0
         assert metrics["points_db_up"] == 1
