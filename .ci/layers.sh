@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The CI layers' outcomes and the closing summary of .ci/run (sourced by it; bash 4+).
 # tests/unit/test_ci_layers.py drives these functions with made-up layers.
 #
@@ -77,6 +78,7 @@ ci_summary() {
         [ "$n" -gt 0 ] && printf ' (skipped tests inside it: %s)' "$n"
         printf '\n'
         if [ "$n" -gt 0 ]; then
+            # shellcheck disable=SC2001  # indents every line; ${var//} cannot anchor at line starts
             sed 's/^/      /' <<<"${CI_SKIPS[$id]}"
         fi
     done

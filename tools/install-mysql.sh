@@ -27,9 +27,9 @@ die() { say "ERROR: $*" >&2; exit 1; }
 # The recipe (its text is the cache key).
 SUITE=sid
 MIRROR=${POINTS_MESH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PACKAGES="mysql-server-core mysql-client-core"
+PACKAGES=(mysql-server-core mysql-client-core)
 recipe() {
-    printf 'suite=%s\nmirror=%s\npackages=%s\nvariant=minbase\nv=1\n' "$SUITE" "$MIRROR" "$PACKAGES"
+    printf 'suite=%s\nmirror=%s\npackages=%s\nvariant=minbase\nv=1\n' "$SUITE" "$MIRROR" "${PACKAGES[*]}"
 }
 
 CACHE=${POINTS_MESH_MYSQL_CACHE:-/var/cache/points-mesh/mysql}
@@ -80,7 +80,7 @@ fi
 STAGE=$(mktemp -d "$CACHE/.stage-XXXXXX")
 cleanup() { rm -rf --one-file-system "$STAGE"; }
 trap cleanup EXIT
-say "building a Debian $SUITE root with $PACKAGES (about a minute) in $DEST"
+say "building a Debian $SUITE root with ${PACKAGES[*]} (about a minute) in $DEST"
 nice -n 10 debootstrap --variant=minbase "$SUITE" "$STAGE/root" "$MIRROR" > "$STAGE/debootstrap.log" 2>&1 \
     || { tail -20 "$STAGE/debootstrap.log" >&2; die "debootstrap failed"; }
 R="$STAGE/root"
@@ -90,7 +90,7 @@ chmod 755 "$R/usr/sbin/policy-rc.d"
 # sid's Release files may carry an expired Valid-Until on some mirrors.
 chroot "$R" apt-get -qq -o Acquire::Check-Valid-Until=false update
 DEBIAN_FRONTEND=noninteractive chroot "$R" apt-get install -y -qq --no-install-recommends \
-    $PACKAGES > "$STAGE/apt.log" 2>&1 || { tail -20 "$STAGE/apt.log" >&2; die "apt-get install failed"; }
+    "${PACKAGES[@]}" > "$STAGE/apt.log" 2>&1 || { tail -20 "$STAGE/apt.log" >&2; die "apt-get install failed"; }
 chroot "$R" apt-get clean
 rm -rf "$R/var/lib/apt/lists/"*
 recipe > "$R/.pointsmesh-recipe"

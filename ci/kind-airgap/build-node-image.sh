@@ -19,6 +19,7 @@
 #                        points-mesh/kind-local-path:<key>
 #                        points-mesh/kind-node:<k8s>-<recipe hash>  final node image, images preloaded
 #   (<key>: hash of the stage's recipe and inputs; the kubeadm names are given only inside the node)
+# shellcheck disable=SC2154  # BIN_<name>, IMG_<name>: assigned by name (printf -v), see ka_*_stage
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"

@@ -1,5 +1,6 @@
 # Shared helpers for ci/kind-airgap scripts. Source it; it never runs anything by itself.
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # KA_CACHE, KA_CLUSTER: set here, read by the scripts sourcing this
 KA_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 . "$KA_DIR/versions.env"

@@ -3,7 +3,8 @@
 Nothing system-wide is touched: the data directory, socket, pid file and log live under one
 directory, the server listens on 127.0.0.1 only, and `stop()` removes the process.
 
-    python -m pointsmesh.devdb --dir /tmp/pm-db   # start, load sql/, print the DB_* settings
+    python -m pointsmesh.devdb --dir /tmp/pm-db   # start, load sql/, print the DB_* settings;
+                                                  # Ctrl-C, SIGTERM or SIGHUP stops the database
 
 Used by the tests, `make demo` and `make bench`.
 
@@ -537,6 +538,30 @@ class DevDB:
         return int(points), stamp
 
 
+# The signals that end `python -m pointsmesh.devdb` (Ctrl-C, kill or a supervisor, a closed
+# terminal); each stops the database first.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Stop(BaseException):
+    """Raised by main()'s signal handlers: unwinds whatever runs (a start half done too), then
+    the database stops. A BaseException, so no `except Exception` on the way swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on(signum: int, _frame: object) -> None:
+    raise _Stop(signum)
+
+
+def _say(message: str) -> None:
+    """A line on stderr; best effort (after a SIGHUP the terminal may be gone)."""
+    with contextlib.suppress(OSError):
+        print(message, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--dir", type=Path, help="base directory (default: a new temporary one)")
@@ -545,16 +570,32 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"mariadb or mysql (default: ${FLAVOUR_ENV}, else mariadb)")
     args = ap.parse_args(argv)
     base = args.dir or Path(tempfile.mkdtemp(prefix="pointsmesh-db-"))
-    db = DevDB(base, port=args.port, flavour=args.flavour or default_flavour()).start()
-    print(f"# {db.label} on 127.0.0.1:{db.port}", file=sys.stderr)
-    for k, v in db.env().items():
-        print(f"{k}={v}")
-    print(f"# root: {' '.join(db._client())}", file=sys.stderr)
-    print("# Ctrl-C stops the database", file=sys.stderr)
+    db = DevDB(base, port=args.port, flavour=args.flavour or default_flavour())
+    # The database runs in a session of its own (a terminal's Ctrl-C never reaches it), so this
+    # process stops it on every signal meant to end it: handlers, not the default actions (which
+    # would end this process alone and leave the database running), installed before it starts.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _stop_on)
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        db.start()
+        print(f"# {db.label} on 127.0.0.1:{db.port}", file=sys.stderr)
+        for k, v in db.env().items():
+            print(f"{k}={v}")
+        sys.stdout.flush()  # a reader on a pipe gets the settings now, not at exit
+        print(f"# root: {' '.join(db._client())}", file=sys.stderr)
+        print("# Ctrl-C (or SIGTERM, SIGHUP) stops the database", file=sys.stderr)
+        while db.running:
+            time.sleep(1)
+        assert db.proc is not None
+        _say(f"# {db.label} exited by itself with status {db.proc.returncode}:\n{db._log_tail()}")
+        return 1
+    except _Stop as e:
+        _say(f"# {signal.Signals(e.signum).name}: stopping {db.label}")
     finally:
+        for signum in STOP_SIGNALS:  # a second Ctrl-C must not cut the stop short
+            signal.signal(signum, signal.SIG_IGN)
         db.stop()
+    _say(f"# {db.label} stopped; its data stays in {base}")
     return 0
 
 

@@ -77,7 +77,7 @@ docker_process_sql() {
 }
 
 docker_sql_escape_string_literal() {
-    local s=$1 bs='\' q="'"
+    local s=$1 bs=\\ q="'"
     s=${s//"$bs"/"$bs$bs"}
     printf '%s' "${s//"$q"/"$bs$q"}"
 }
@@ -215,7 +215,7 @@ _main() {
         if [ "$(id -u)" = 0 ]; then
             mkdir -p "$DATADIR" /run/mysqld
             chown -R mysql:mysql "$DATADIR" /run/mysqld
-            exec setpriv --reuid=mysql --regid=mysql --init-groups "$BASH_SOURCE" "$@"
+            exec setpriv --reuid=mysql --regid=mysql --init-groups "${BASH_SOURCE[0]}" "$@"
         fi
         docker_setup_env
         if [ ! -d "$DATADIR/mysql" ]; then

@@ -3,7 +3,6 @@
 # Adapts kind's base files to Debian's containerd 1.6 / runc / CNI packages and to CI hosts
 # that refuse negative OOM scores.
 set -eux
-n=/usr/src/node-files
 
 # kind's units expect containerd in /usr/local/bin and CNI plugins in /opt/cni/bin.
 ln -sf /usr/bin/containerd /usr/local/bin/containerd
@@ -27,6 +26,9 @@ sed -i 's/restrict_oom_score_adj = false/restrict_oom_score_adj = true/' "$c"
 sed -i "s#sandbox_image = .*#sandbox_image = \"registry.k8s.io/pause:${PAUSE_TAG}\"#" "$c"
 grep -q 'restrict_oom_score_adj = true' "$c"
 grep -q "pause:${PAUSE_TAG}" "$c"
-! grep -q fuse-overlayfs.sock "$c"
+if grep -q fuse-overlayfs.sock "$c"; then
+    echo "customize.sh: the fuse-overlayfs proxy plugin is still in $c" >&2
+    exit 1
+fi
 containerd --version
 runc --version

@@ -21,7 +21,7 @@ if [ -z "$_pm_pass" ]; then
     echo >&2 "03-app-user.sh: set APP_DB_PASSWORD (or APP_DB_PASSWORD_FILE) for the database container"
     exit 1
 fi
-_pm_bs='\'
+_pm_bs=\\
 _pm_q="'"
 _pm_user=${_pm_user//"$_pm_bs"/"$_pm_bs$_pm_bs"}
 _pm_user=${_pm_user//"$_pm_q"/"$_pm_q$_pm_q"}
