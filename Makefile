@@ -38,8 +38,10 @@ render:
 check-render:
 	$(PYTHON) -m pointsmesh.render --check
 
+# One line per linter.
 lint: check-render
 	$(PYTHON) -m ruff check --output-format concise .
+	$(PYTHON) -m pointsmesh.lint_shell
 
 test: build lint
 	$(PYTEST) tests/unit tests/chart tests/conformance tests/integration
@@ -54,8 +56,10 @@ test-mysql: build
 demo: build
 	$(PYTHON) -m pointsmesh.demo
 
+# BENCH_ARGS e.g. "--generator python", "--rounds 3" or "--server-root ../before" (see
+# `python -m pointsmesh.bench --help`).
 bench: build
-	$(PYTHON) -m pointsmesh.bench
+	$(PYTHON) -m pointsmesh.bench $(BENCH_ARGS)
 
 test-containers:
 	ci/docker/start-dockerd.sh

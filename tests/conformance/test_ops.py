@@ -12,6 +12,7 @@ import time
 import pytest
 from testhelpers import reply_pattern, unique_row
 
+from pointsmesh import project_version
 from pointsmesh.procs import PORT_TAKEN, REQUEST, ServerProc, base_env, server_command
 
 pytestmark = pytest.mark.timeout(120)
@@ -129,7 +130,7 @@ def test_help_and_version(protocol, kind):
         assert s.env in res.stdout and s.flag in res.stdout, s.env
     res = subprocess.run([*cmd, "--version"], capture_output=True, text=True, timeout=30,
                          env=base_env())
-    assert res.returncode == 0 and "1.0.0" in res.stdout
+    assert res.returncode == 0 and project_version() in res.stdout
 
 
 @pytest.mark.parametrize(

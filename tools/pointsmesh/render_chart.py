@@ -1,6 +1,8 @@
 """Render the parts of the Helm chart (helm/points-mesh/) that come from other sources.
 
 One of pointsmesh.render's targets, so `make render` writes them and `--check` reports drift:
+  - Chart.yaml: `version` and `appVersion`, from the repository's VERSION (the chart and the
+    images it deploys by default are released together);
   - values.yaml: the `members:` block between its BEGIN/END markers, from roster.yaml;
   - files/sql/: copies of sql/01-schema.sql, sql/03-app-user.sh and sql/app-user.sql.in (Helm
     reads only files inside the chart); the seed rows are rendered by the chart itself from
@@ -11,17 +13,20 @@ One of pointsmesh.render's targets, so `make render` writes them and `--check` r
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import ROOT
+from . import ROOT, project_version
 from .spec import Member, load_roster
 
 CHART = ROOT / "helm" / "points-mesh"
 SQL_COPIES = ("01-schema.sql", "03-app-user.sh", "app-user.sql.in")
+# SemVer 2, which Helm requires of a chart's version.
+SEMVER = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?")
 
 
 def replace_block(text: str, begin: str, end: str, body: str, path: Path) -> str:
@@ -33,6 +38,18 @@ def replace_block(text: str, begin: str, end: str, body: str, path: Path) -> str
     except StopIteration:
         raise ValueError(f"{path}: markers {begin!r} / {end!r} not found") from None
     return "".join(lines[: b + 1]) + body + "".join(lines[e:])
+
+
+def render_chart_yaml(current: str, version: str, path: Path) -> str:
+    """Chart.yaml with its `version` and `appVersion` lines set to VERSION."""
+    if not SEMVER.fullmatch(version):
+        raise ValueError(f"VERSION {version!r} is not a SemVer version, which Helm requires")
+    text = current
+    for key, value in (("version", version), ("appVersion", f'"{version}"')):
+        text, n = re.subn(rf"(?m)^{key}:.*$", f"{key}: {value}", text)
+        if n != 1:
+            raise ValueError(f"{path}: expected one top-level `{key}:` line, found {n}")
+    return text
 
 
 def render_members_block(members: tuple[Member, ...]) -> str:
@@ -133,6 +150,7 @@ def render_readme(current: str, path: Path, values_text: str) -> str:
 
 def chart_targets() -> dict[Path, Callable[[], str]]:
     members = load_roster()
+    chart_path = CHART / "Chart.yaml"
     values_path = CHART / "values.yaml"
     readme_path = CHART / "README.md"
 
@@ -142,7 +160,12 @@ def chart_targets() -> dict[Path, Callable[[], str]]:
     def readme() -> str:
         return render_readme(readme_path.read_text(), readme_path, values())
 
-    out: dict[Path, Callable[[], str]] = {values_path: values, readme_path: readme}
+    def chart() -> str:
+        return render_chart_yaml(chart_path.read_text(), project_version(), chart_path)
+
+    out: dict[Path, Callable[[], str]] = {
+        chart_path: chart, values_path: values, readme_path: readme
+    }
     for name in SQL_COPIES:
         out[CHART / "files" / "sql" / name] = lambda name=name: sql_copy(name)
     return out

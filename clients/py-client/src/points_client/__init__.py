@@ -4,4 +4,10 @@
 reply line; it behaves like the C client (same settings, messages and exit codes).
 """
 
-__version__ = "1.0.0"
+import importlib.metadata
+
+try:
+    # The installed package's version: its build read the repository's VERSION file.
+    __version__ = importlib.metadata.version("points-client")
+except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0.0.0-dev"

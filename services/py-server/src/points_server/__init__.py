@@ -5,6 +5,13 @@ it from a background thread. The behaviour is specified in docs/design.md; names
 settings, SQL, metrics and log events come from the generated :mod:`points_server.protocol`.
 """
 
-__version__ = "1.0.0"
+import importlib.metadata
+
+try:
+    # The installed package's version: its build read the repository's VERSION file.
+    __version__ = importlib.metadata.version("points-server")
+except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0.0.0-dev"
+
 SERVICE = "python-server"
 LANGUAGE = "python"
