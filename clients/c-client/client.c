@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include "points_protocol.h"
+#include "pts_reply.h"
+#include "pts_settings.h"
 
 #ifndef PTS_VERSION
 #define PTS_VERSION "unknown"
@@ -40,23 +42,12 @@
 
 #define PROG "c-client"
 #define REPLY_CAP 4096         /* bytes read at most from one connection */
-#define HOST_MAX 255           /* longest host name accepted */
 #define REASON_MAX 512         /* longest failure reason kept */
-#define COUNT_MAX 1000000000L  /* largest accepted count (attempts) */
-#define DURATION_MAX 1000000.0 /* largest accepted duration, seconds (fits poll's int ms) */
 
 #define EXIT_REPLY 0
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 
-struct client_config {
-    char host[HOST_MAX + 1]; /* without IPv6 brackets */
-    char port[24];           /* decimal, for getaddrinfo */
-    long retries;            /* attempts in all, >= 1 */
-    double retry_delay;      /* seconds before the second attempt */
-    double retry_max_delay;  /* longest wait between attempts */
-    double timeout;          /* seconds to connect, then to receive the reply */
-};
 
 enum attempt_outcome {
     ATTEMPT_REPLY, /* reply line received */
@@ -110,176 +101,22 @@ static void sleep_seconds(double s)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Settings: environment, then --flag value / --flag=value                                    */
+/* Settings: protocol/c/pts_settings.c reads pts_client_settings (environment, then flags)     */
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: " PROG " [--<setting> VALUE | --<setting>=VALUE]... [--help] [--version]\n"
+            "usage: " PROG " [--setting VALUE | --setting=VALUE]... [--check-config] [--help]\n"
+            "                [--version]\n"
             "\n"
             "Ask a points server for its latest points and print the reply line.\n"
-            "Each setting is an environment variable; its flag overrides it.\n"
+            "Every setting is an environment variable; its flag overrides it.\n"
             "\n");
-    for (int i = 0; i < PTS_CSET_COUNT; i++) {
-        const struct pts_setting *s = &pts_client_settings[i];
-        fprintf(out, "  %-24s %-26s %s (default: %s)\n", s->env, s->flag, s->help,
-                s->def[0] ? s->def : "\"\"");
-    }
+    pts_settings_help(out, pts_client_settings, PTS_CSET_COUNT);
     fprintf(out,
             "\n"
             "exit status: 0 reply printed, 1 error reply, unexpected answer or retries\n"
             "exhausted, 2 bad setting\n");
-}
-
-/* Unsigned decimal integer made of digits only; 0 on success, -1 if malformed or > max. */
-static int parse_count(const char *s, long max, long *out)
-{
-    long v = 0;
-    if (*s == '\0')
-        return -1;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        if (v > (max - (*p - '0')) / 10)
-            return -1;
-        v = v * 10 + (*p - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* Seconds as a plain decimal ("5", "0.25", ".5"; no sign, exponent, inf or nan). */
-static int parse_duration(const char *s, double *out)
-{
-    int digits = 0, dots = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p >= '0' && *p <= '9')
-            digits++;
-        else if (*p == '.' && dots == 0)
-            dots++;
-        else
-            return -1;
-    }
-    if (digits == 0)
-        return -1;
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || v > DURATION_MAX)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Check one setting's value against its kind and store it; on error fill err. */
-static int apply_setting(struct client_config *cfg, int id, const char *value, char *err,
-                         size_t errlen)
-{
-    const struct pts_setting *s = &pts_client_settings[id];
-    long n = 0;
-    double d = 0;
-
-    switch (id) {
-    case PTS_CSET_TARGET_HOST: {
-        size_t len = strlen(value);
-        if (len >= 2 && value[0] == '[' && value[len - 1] == ']') { /* [::1] */
-            value++;
-            len -= 2;
-        }
-        if (len == 0 || len > HOST_MAX || memchr(value, ' ', len) != NULL) {
-            snprintf(err, errlen, "%s=\"%s\": expected a host name or address", s->env, value);
-            return -1;
-        }
-        memcpy(cfg->host, value, len);
-        cfg->host[len] = '\0';
-        return 0;
-    }
-    case PTS_CSET_TARGET_PORT:
-        if (parse_count(value, 65535, &n) == -1 || n < 1) {
-            snprintf(err, errlen, "%s=\"%s\": expected a port number 1-65535", s->env, value);
-            return -1;
-        }
-        snprintf(cfg->port, sizeof cfg->port, "%ld", n);
-        return 0;
-    case PTS_CSET_CLIENT_RETRIES:
-        if (parse_count(value, COUNT_MAX, &n) == -1 || n < 1) {
-            snprintf(err, errlen, "%s=\"%s\": expected a whole number of attempts >= 1",
-                     s->env, value);
-            return -1;
-        }
-        cfg->retries = n;
-        return 0;
-    case PTS_CSET_CLIENT_RETRY_DELAY:
-    case PTS_CSET_CLIENT_RETRY_MAX_DELAY:
-    case PTS_CSET_CLIENT_TIMEOUT:
-        if (parse_duration(value, &d) == -1 || d <= 0) {
-            snprintf(err, errlen, "%s=\"%s\": expected seconds > 0 (e.g. 0.5)", s->env, value);
-            return -1;
-        }
-        if (id == PTS_CSET_CLIENT_RETRY_DELAY)
-            cfg->retry_delay = d;
-        else if (id == PTS_CSET_CLIENT_RETRY_MAX_DELAY)
-            cfg->retry_max_delay = d;
-        else
-            cfg->timeout = d;
-        return 0;
-    default:
-        snprintf(err, errlen, "%s: setting not supported by this client", s->env);
-        return -1;
-    }
-}
-
-enum parse_result { PARSE_OK, PARSE_HELP, PARSE_VERSION, PARSE_ERROR };
-
-/* Fill cfg from the defaults, the environment and argv (in that order of precedence, last
- * wins). On PARSE_ERROR err says why. */
-static enum parse_result parse_settings(int argc, char **argv, struct client_config *cfg,
-                                        char *err, size_t errlen)
-{
-    const char *values[PTS_CSET_COUNT];
-
-    for (int i = 0; i < PTS_CSET_COUNT; i++) {
-        const char *env = getenv(pts_client_settings[i].env);
-        values[i] = env != NULL ? env : pts_client_settings[i].def;
-    }
-    for (int a = 1; a < argc; a++) {
-        const char *arg = argv[a];
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
-            return PARSE_HELP;
-        if (strcmp(arg, "--version") == 0)
-            return PARSE_VERSION;
-        if (strncmp(arg, "--", 2) != 0) {
-            snprintf(err, errlen, "unexpected argument \"%s\"", arg);
-            return PARSE_ERROR;
-        }
-        const char *eq = strchr(arg, '=');
-        size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
-        int id = -1;
-        for (int i = 0; i < PTS_CSET_COUNT; i++) {
-            const char *flag = pts_client_settings[i].flag;
-            if (strlen(flag) == name_len && strncmp(flag, arg, name_len) == 0) {
-                id = i;
-                break;
-            }
-        }
-        if (id == -1) {
-            snprintf(err, errlen, "unknown option \"%.*s\"", (int)name_len, arg);
-            return PARSE_ERROR;
-        }
-        if (eq != NULL) {
-            values[id] = eq + 1;
-        } else if (a + 1 < argc) {
-            values[id] = argv[++a];
-        } else {
-            snprintf(err, errlen, "option %s needs a value", arg);
-            return PARSE_ERROR;
-        }
-    }
-    for (int i = 0; i < PTS_CSET_COUNT; i++) {
-        if (apply_setting(cfg, i, values[i], err, errlen) == -1)
-            return PARSE_ERROR;
-    }
-    return PARSE_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -370,7 +207,7 @@ static int connect_addr(const struct addrinfo *ai, int64_t timeout_ms, char *err
 }
 
 /* Resolve cfg's target and connect to the first address that accepts. -1: at says why. */
-static int open_connection(const struct client_config *cfg, struct attempt *at)
+static int open_connection(const struct pts_client_config *cfg, struct attempt *at)
 {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
@@ -378,16 +215,18 @@ static int open_connection(const struct client_config *cfg, struct attempt *at)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV; /* no AI_ADDRCONFIG: it hides loopback-only hosts */
 
-    int rc = getaddrinfo(cfg->host, cfg->port, &hints, &res);
+    char port[24];
+    snprintf(port, sizeof port, "%ld", cfg->target_port);
+    int rc = getaddrinfo(cfg->target_host, port, &hints, &res);
     if (rc != 0) {
-        fail(at, ATTEMPT_RETRY, "cannot resolve \"%s\": %s", cfg->host,
+        fail(at, ATTEMPT_RETRY, "cannot resolve \"%s\": %s", cfg->target_host,
              rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
         return -1;
     }
     char err[REASON_MAX] = "no address";
     int fd = -1;
     for (struct addrinfo *ai = res; ai != NULL && fd == -1; ai = ai->ai_next)
-        fd = connect_addr(ai, seconds_to_ms(cfg->timeout), err, sizeof err);
+        fd = connect_addr(ai, seconds_to_ms(cfg->client_timeout), err, sizeof err);
     freeaddrinfo(res);
     if (fd == -1)
         fail(at, ATTEMPT_RETRY, "%s", err);
@@ -461,47 +300,6 @@ static enum read_end read_reply(int fd, int64_t deadline, struct attempt *at, in
     }
 }
 
-/* Does line (without its '\n') have the shape of PTS_REPLY_FORMAT? The format's literal text
- * must match exactly; %s matches a non-empty run up to the next literal text, %lld an integer. */
-static int reply_shape_ok(const char *line, size_t len)
-{
-    const char *fmt = PTS_REPLY_FORMAT;
-    const char *end = line + len;
-    const char *p = line;
-
-    while (*fmt != '\0' && *fmt != '\n') {
-        if (fmt[0] == '%' && fmt[1] == 's') {
-            fmt += 2;
-            /* the literal text that follows, up to the next conversion or the newline */
-            size_t lit = strcspn(fmt, "%\n");
-            const char *stop = end;
-            if (lit > 0) {
-                stop = memmem(p, (size_t)(end - p), fmt, lit);
-                if (stop == NULL)
-                    return 0;
-            }
-            if (stop == p)
-                return 0;
-            p = stop;
-        } else if (strncmp(fmt, "%lld", 4) == 0) {
-            fmt += 4;
-            if (p < end && *p == '-')
-                p++;
-            const char *digits = p;
-            while (p < end && *p >= '0' && *p <= '9')
-                p++;
-            if (p == digits)
-                return 0;
-        } else {
-            if (p >= end || *p != *fmt)
-                return 0;
-            p++;
-            fmt++;
-        }
-    }
-    return p == end;
-}
-
 /* Classify what the server sent. */
 static void judge_reply(struct attempt *at, enum read_end how, int read_errno, double timeout)
 {
@@ -537,22 +335,14 @@ static void judge_reply(struct attempt *at, enum read_end how, int read_errno, d
     if (text_len > 0 && at->reply[text_len - 1] == '\r')
         text_len--;
 
-    size_t prefix = strlen(PTS_ERROR_PREFIX);
-    if (text_len >= prefix && memcmp(at->reply, PTS_ERROR_PREFIX, prefix) == 0) {
-        const char *code = at->reply + prefix;
-        size_t code_len = strcspn(code, " \r\n");
-        for (int i = 0; i < PTS_ERR_COUNT; i++) {
-            if (strlen(pts_error_code[i]) == code_len &&
-                strncmp(pts_error_code[i], code, code_len) == 0) {
-                fail(at, pts_error_retryable[i] ? ATTEMPT_RETRY : ATTEMPT_FATAL,
-                     "server answered: %.*s", (int)text_len, at->reply);
-                return;
-            }
-        }
-        fail(at, ATTEMPT_FATAL, "server answered: %.*s", (int)text_len, at->reply);
+    int code = pts_reply_error(at->reply, text_len);
+    if (code >= 0) {
+        int retry = code < PTS_ERR_COUNT && pts_error_retryable[code];
+        fail(at, retry ? ATTEMPT_RETRY : ATTEMPT_FATAL, "server answered: %.*s", (int)text_len,
+             at->reply);
         return;
     }
-    if (!reply_shape_ok(at->reply, text_len)) {
+    if (!pts_reply_shape_ok(at->reply, text_len)) {
         fail(at, ATTEMPT_FATAL, "unexpected answer: \"%.*s\"",
              (int)(text_len > 200 ? 200 : text_len), at->reply);
         return;
@@ -560,7 +350,7 @@ static void judge_reply(struct attempt *at, enum read_end how, int read_errno, d
     at->outcome = ATTEMPT_REPLY;
 }
 
-static void run_attempt(const struct client_config *cfg, struct attempt *at)
+static void run_attempt(const struct pts_client_config *cfg, struct attempt *at)
 {
     at->reason[0] = '\0';
     at->reply_len = 0;
@@ -570,12 +360,12 @@ static void run_attempt(const struct client_config *cfg, struct attempt *at)
     if (fd == -1)
         return;
 
-    int64_t deadline = now_ms() + seconds_to_ms(cfg->timeout);
+    int64_t deadline = now_ms() + seconds_to_ms(cfg->client_timeout);
     const char request[] = PTS_COMMAND "\n";
     if (send_all(fd, request, sizeof request - 1, deadline, at) == 0) {
         int read_errno = 0;
         enum read_end how = read_reply(fd, deadline, at, &read_errno);
-        judge_reply(at, how, read_errno, cfg->timeout);
+        judge_reply(at, how, read_errno, cfg->client_timeout);
     }
     close(fd); /* every path of an attempt closes its socket; a failing close changes nothing */
 }
@@ -584,36 +374,41 @@ static void run_attempt(const struct client_config *cfg, struct attempt *at)
 
 int main(int argc, char **argv)
 {
-    struct client_config cfg;
+    struct pts_client_config cfg;
     char err[REASON_MAX];
 
-    memset(&cfg, 0, sizeof cfg);
-    switch (parse_settings(argc, argv, &cfg, err, sizeof err)) {
-    case PARSE_HELP:
+    switch (pts_settings_load(pts_client_settings, PTS_CSET_COUNT, &cfg, argc, argv, pts_getenv,
+                              NULL, err, sizeof err)) {
+    case PTS_ACTION_HELP:
         usage(stdout);
         return EXIT_REPLY;
-    case PARSE_VERSION:
+    case PTS_ACTION_VERSION:
         printf(PROG " %s (protocol %d)\n", PTS_VERSION, PTS_PROTOCOL_VERSION);
         return EXIT_REPLY;
-    case PARSE_ERROR:
+    case PTS_ACTION_CHECK:
+        pts_settings_describe(stdout, pts_client_settings, PTS_CSET_COUNT, &cfg);
+        return EXIT_REPLY;
+    case PTS_ACTION_ERROR:
         fprintf(stderr, PROG ": bad setting: %s (see " PROG " --help)\n", err);
         return EXIT_USAGE;
-    case PARSE_OK:
+    case PTS_ACTION_RUN:
         break;
     }
 
-    char target[HOST_MAX + sizeof cfg.port + 4];
-    if (strchr(cfg.host, ':') != NULL)
-        snprintf(target, sizeof target, "[%s]:%s", cfg.host, cfg.port);
+    char target[sizeof cfg.target_host + 32];
+    if (strchr(cfg.target_host, ':') != NULL)
+        snprintf(target, sizeof target, "[%s]:%ld", cfg.target_host, cfg.target_port);
     else
-        snprintf(target, sizeof target, "%s:%s", cfg.host, cfg.port);
+        snprintf(target, sizeof target, "%s:%ld", cfg.target_host, cfg.target_port);
 
     struct attempt *at = calloc(1, sizeof *at);
     if (at == NULL) {
         fprintf(stderr, PROG ": out of memory\n");
         return EXIT_FAILED;
     }
-    double delay = cfg.retry_delay < cfg.retry_max_delay ? cfg.retry_delay : cfg.retry_max_delay;
+    double delay = cfg.client_retry_delay < cfg.client_retry_max_delay
+                       ? cfg.client_retry_delay
+                       : cfg.client_retry_max_delay;
     int status = EXIT_FAILED;
     for (long attempt = 1;; attempt++) {
         run_attempt(&cfg, at);
@@ -630,15 +425,15 @@ int main(int argc, char **argv)
             fprintf(stderr, PROG ": %s: %s\n", target, at->reason);
             break;
         }
-        if (attempt >= cfg.retries) {
+        if (attempt >= cfg.client_retries) {
             fprintf(stderr, PROG ": giving up on %s after %ld attempt%s; last error: %s\n",
                     target, attempt, attempt == 1 ? "" : "s", at->reason);
             break;
         }
         fprintf(stderr, PROG ": attempt %ld/%ld to %s failed: %s; retrying in %.3g s\n", attempt,
-                cfg.retries, target, at->reason, delay);
+                cfg.client_retries, target, at->reason, delay);
         sleep_seconds(delay);
-        delay = delay * 2 < cfg.retry_max_delay ? delay * 2 : cfg.retry_max_delay;
+        delay = delay * 2 < cfg.client_retry_max_delay ? delay * 2 : cfg.client_retry_max_delay;
     }
     free(at);
     return status;

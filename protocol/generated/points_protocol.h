@@ -1,6 +1,9 @@
 /* Generated from protocol/protocol.toml by `make render`. Do not edit. */
+/* Template: protocol/templates/points_protocol.h.j2 */
 #ifndef POINTS_PROTOCOL_H
 #define POINTS_PROTOCOL_H
+
+#include <stddef.h>
 
 #define PTS_PROTOCOL_VERSION 1
 #define PTS_COMMAND "REQUEST_LATEST_POINTS"
@@ -8,6 +11,8 @@
 #define PTS_ERROR_PREFIX "ERROR "
 /* printf format: user (const char *), points (long long), last update (const char *) */
 #define PTS_REPLY_FORMAT "User: %s, Points: %lld, Last Update: %s\n"
+/* A reply line without its newline, as an anchored POSIX extended regular expression. */
+#define PTS_REPLY_ERE "^User: ([^\001-\037\177,]{1,50}), Points: (-?[0-9]{1,20}), Last Update: ([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})$"
 
 /* Error replies: pts_error_line[e] is the whole line, newline included. */
 enum pts_error {
@@ -24,13 +29,80 @@ extern const char *const pts_error_code[PTS_ERR_COUNT];
 extern const char *const pts_error_line[PTS_ERR_COUNT];
 extern const unsigned char pts_error_retryable[PTS_ERR_COUNT];
 
-/* Settings: environment variable, flag overriding it, default, kind, help. */
+/* Settings. A kind says how a setting's text is read (protocol.toml, [setting_kind.*]); one
+ * validator, protocol/c/pts_settings.c, applies it for every C program. */
+enum pts_kind_type { PTS_KT_INT, PTS_KT_SECONDS, PTS_KT_TEXT, PTS_KT_CHOICE };
+struct pts_setting_kind {
+    const char *name;
+    enum pts_kind_type type;
+    double min, max;           /* int, seconds */
+    int min_exclusive;         /* seconds: more than min */
+    size_t min_bytes, max_bytes; /* text */
+    int no_space, no_comma, brackets, secret;
+    const char *const *choices; /* choice: NULL-terminated */
+    const char *const *aliases; /* choice: alias, choice, ..., NULL */
+    const char *expect;        /* ends the error message */
+};
+enum pts_setting_kind_id {
+    PTS_KIND_HOST,
+    PTS_KIND_PORT,
+    PTS_KIND_PORT0,
+    PTS_KIND_COUNT,
+    PTS_KIND_DURATION,
+    PTS_KIND_DURATION0,
+    PTS_KIND_ROW,
+    PTS_KIND_LOCK,
+    PTS_KIND_STRING,
+    PTS_KIND_SECRET,
+    PTS_KIND_PATH,
+    PTS_KIND_LEVEL,
+    PTS_KINDS_COUNT
+};
+extern const struct pts_setting_kind pts_setting_kinds[PTS_KINDS_COUNT];
+
+enum pts_level {
+    PTS_LEVEL_DEBUG,
+    PTS_LEVEL_INFO,
+    PTS_LEVEL_WARN,
+    PTS_LEVEL_ERROR,
+};
+
+/* One row per setting: where its typed value goes in the program's config struct. */
 struct pts_setting {
     const char *env;
     const char *flag;
     const char *def;
-    const char *kind;
     const char *help;
+    enum pts_setting_kind_id kind;
+    size_t offset; /* of the field in struct pts_server_config / pts_client_config */
+    size_t size;   /* of that field (text: its buffer, max_bytes + 1) */
+};
+
+/* The server settings, typed: one field per setting, named like its variable. */
+struct pts_server_config {
+    char server_host[256];
+    long server_port;
+    char server_user[51];
+    char health_host[256];
+    long health_port;
+    char db_host[256];
+    long db_port;
+    char db_user[256];
+    char db_pass[256];
+    char db_pass_file[4096];
+    char db_name[256];
+    char db_timezone[256];
+    double db_connect_timeout;
+    double db_query_timeout;
+    double update_interval;
+    char lock_name[65];
+    double idle_timeout;
+    double request_grace;
+    long max_connections;
+    long listen_backlog;
+    double shutdown_timeout;
+    double max_staleness;
+    int log_level;
 };
 enum pts_server_setting {
     PTS_SET_SERVER_HOST,
@@ -58,6 +130,17 @@ enum pts_server_setting {
     PTS_SET_LOG_LEVEL,
     PTS_SET_COUNT
 };
+extern const struct pts_setting pts_server_settings[PTS_SET_COUNT];
+
+/* The client settings, typed: one field per setting, named like its variable. */
+struct pts_client_config {
+    char target_host[256];
+    long target_port;
+    long client_retries;
+    double client_retry_delay;
+    double client_retry_max_delay;
+    double client_timeout;
+};
 enum pts_client_setting {
     PTS_CSET_TARGET_HOST,
     PTS_CSET_TARGET_PORT,
@@ -67,7 +150,6 @@ enum pts_client_setting {
     PTS_CSET_CLIENT_TIMEOUT,
     PTS_CSET_COUNT
 };
-extern const struct pts_setting pts_server_settings[PTS_SET_COUNT];
 extern const struct pts_setting pts_client_settings[PTS_CSET_COUNT];
 
 /* SQL statements; '?' marks a bound parameter. */
@@ -80,22 +162,21 @@ extern const struct pts_setting pts_client_settings[PTS_CSET_COUNT];
 #define PTS_SQL_SECONDS_SINCE_UPDATE "SELECT TIMESTAMPDIFF(SECOND, datetime_stamp, NOW()) FROM users WHERE user = ?"
 #define PTS_SQL_INCREMENT "UPDATE users SET points = points + 1, datetime_stamp = NOW() WHERE user = ? AND IS_USED_LOCK(?) = CONNECTION_ID()"
 
-/* Metrics: names, types and help text for /metrics. */
-#define PTS_METRIC_CONNECTIONS_TOTAL "points_connections_total"
-#define PTS_METRIC_CONNECTIONS_ACTIVE "points_connections_active"
-#define PTS_METRIC_REQUESTS_TOTAL "points_requests_total"
-#define PTS_METRIC_ERRORS_TOTAL "points_errors_total"
-#define PTS_METRIC_REQUEST_DURATION_SECONDS "points_request_duration_seconds"
-#define PTS_METRIC_DB_READS_TOTAL "points_db_reads_total"
-#define PTS_METRIC_DB_ERRORS_TOTAL "points_db_errors_total"
-#define PTS_METRIC_DB_UP "points_db_up"
-#define PTS_METRIC_UPDATES_TOTAL "points_updates_total"
-#define PTS_METRIC_UPDATE_LOCK_HELD "points_update_lock_held"
-#define PTS_METRIC_BUILD_INFO "points_build_info"
+/* Metrics on /metrics, in protocol order. A counter or gauge is a "value" metric: one value
+ * slot per series (per value of its one label, or one slot without a label), numbered in
+ * protocol order (enum pts_metric_slot). The histogram's buckets are pts_duration_buckets; an
+ * "info" metric (labels without fixed values, e.g. points_build_info) is always 1 and its
+ * labels are filled in by the program. */
+enum pts_metric_shape { PTS_MS_VALUE, PTS_MS_HISTOGRAM, PTS_MS_INFO };
 struct pts_metric {
     const char *name;
     const char *type;
     const char *help;
+    enum pts_metric_shape shape;
+    const char *const *labels; /* NULL-terminated */
+    const char *const *series; /* VALUE with a label: the label's values, NULL-terminated */
+    int slot;                  /* VALUE: its first slot */
+    int nseries;               /* VALUE: its slots */
 };
 enum pts_metric_id {
     PTS_M_CONNECTIONS_TOTAL,
@@ -112,6 +193,19 @@ enum pts_metric_id {
     PTS_M_COUNT
 };
 extern const struct pts_metric pts_metrics[PTS_M_COUNT];
+/* The first slot of each value metric; a labelled one's series i is slot + i. */
+enum pts_metric_slot {
+    PTS_S_CONNECTIONS_TOTAL = 0,
+    PTS_S_CONNECTIONS_ACTIVE = 1,
+    PTS_S_REQUESTS_TOTAL = 2,
+    PTS_S_ERRORS_TOTAL = 3,
+    PTS_S_DB_READS_TOTAL = 10,
+    PTS_S_DB_ERRORS_TOTAL = 11,
+    PTS_S_DB_UP = 15,
+    PTS_S_UPDATES_TOTAL = 16,
+    PTS_S_UPDATE_LOCK_HELD = 17,
+    PTS_SLOTS_COUNT = 18
+};
 
 /* Values of the op label of points_db_errors_total. */
 enum pts_db_op {
@@ -126,12 +220,13 @@ extern const char *const pts_db_op_name[PTS_OP_COUNT];
 #define PTS_DURATION_BUCKETS_COUNT 13
 extern const double pts_duration_buckets[PTS_DURATION_BUCKETS_COUNT];
 
-/* Log events: name, level and the event's own fields after the common ones. */
-#define PTS_LOG_MAX_FIELDS 8
+/* Log events: name, level and the event's own fields after the common ones (the typed
+ * log_<event>() functions that write them: services/c-server/src/generated/log_events.h). */
 struct pts_log_event {
     const char *name;
     const char *level;
-    const char *fields[PTS_LOG_MAX_FIELDS];
+    int nfields;
+    const char *const *fields;
 };
 enum pts_log_event_id {
     PTS_EV_STARTING,

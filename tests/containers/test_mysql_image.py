@@ -161,7 +161,9 @@ def test_server_is_oracle_mysql(db: MySQLRun, mysql_image: str) -> None:
     MEASURE["mysql_version"] = f"{version} {comment} ({mysql_image})"
     assert "mariadb" not in f"{version} {comment}".lower()
     assert db.greeting_version == version
-    major, minor = (int(x) for x in re.match(r"(\d+)\.(\d+)", version).groups())
+    found = re.match(r"(\d+)\.(\d+)", version)
+    assert found, version
+    major, minor = (int(x) for x in found.groups())
     assert (major, minor) >= (8, 4), version
     info = docker_inspect(mysql_image, "image")
     MEASURE["mysql_image_mb"] = round(info["Size"] / 1e6, 1)

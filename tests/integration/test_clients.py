@@ -305,7 +305,7 @@ def test_reset_and_silent_close_are_retried(kind: str) -> None:
         ({"TARGET_PORT": "abc"}, []),
         ({"TARGET_PORT": "0"}, []),
         ({"TARGET_PORT": "65536"}, []),
-        ({"TARGET_PORT": ""}, []),
+        ({"TARGET_HOST": "a b"}, []),
         ({}, ["--target-port=-1"]),
         ({}, ["--target-port"]),
         ({"CLIENT_TIMEOUT": "-1"}, []),

@@ -423,7 +423,8 @@ async def _many_clients(port: int, n: int, hold: bool) -> list[bytes]:
             writer.close()
 
     barrier = asyncio.Barrier(n)
-    return await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+    results = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
+    return [r if isinstance(r, bytes) else f"{type(r).__name__}: {r}".encode() for r in results]
 
 
 @pytest.mark.parametrize("kind", SERVER_KINDS)

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from points_server.generated.protocol import LOG_COMMON_FIELDS, LOG_EVENTS
 from points_server.logs import Logger, parse_level, timestamp
-from points_server.protocol import LOG_COMMON_FIELDS, LOG_EVENTS
 
 SAMPLE: dict[str, object] = {
     "version": "1.0.0", "pid": 42, "addr": "0.0.0.0", "port": 5002, "health_port": 8080,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from points_server.protocol import COMMAND, MAX_LINE_BYTES
+from points_server.generated.protocol import COMMAND, MAX_LINE_BYTES
 from points_server.request import REQUEST_LINE, Verdict, scan, scan_eof
 
 CMD = COMMAND.encode()
@@ -89,6 +89,6 @@ def test_scan_eof(buf: bytes, verdict: Verdict) -> None:
 
 
 def test_error_verdicts_name_protocol_error_codes() -> None:
-    from points_server.protocol import ERRORS
+    from points_server.generated.protocol import ERRORS
 
     assert V.UNKNOWN.value in ERRORS and V.TOO_LONG.value in ERRORS

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from pathlib import Path
 
 from . import ROOT
@@ -163,7 +164,7 @@ class ServerProc:
     health_port: int = 0
     proc: subprocess.Popen | None = None
     log_path: Path = field(init=False)
-    _log_file: object = field(default=None, init=False, repr=False)
+    _log_file: BinaryIO | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Ports chosen here (not by the test) may be retaken before the server binds them.

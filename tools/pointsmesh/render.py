@@ -11,13 +11,17 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+
+import jinja2
 
 from . import ROOT
 from .render_chart import chart_targets
 from .render_compose import compose_targets
 from .render_k8s import k8s_targets
-from .spec import Member, Protocol, load_protocol, load_roster
+from .spec import Member, Protocol, Setting, load_protocol, load_roster, reply_regex
 
 HEADER = "Generated from protocol/protocol.toml by `make render`. Do not edit."
 
@@ -35,6 +39,8 @@ def c_str(s: str) -> str:
             out.append("\\r")
         elif 32 <= ord(ch) < 127:
             out.append(ch)
+        elif 0 < ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\{ord(ch):03o}")  # octal: a following digit cannot extend it
         else:
             raise ValueError(f"non-ASCII character in C string: {s!r}")
     out.append('"')
@@ -56,148 +62,21 @@ def reply_printf(fmt: str) -> str:
     )
 
 
-def render_c_header(p: Protocol) -> str:
-    lines = [
-        f"/* {HEADER} */",
-        "#ifndef POINTS_PROTOCOL_H",
-        "#define POINTS_PROTOCOL_H",
-        "",
-        f"#define PTS_PROTOCOL_VERSION {p.version}",
-        f"#define PTS_COMMAND {c_str(p.command)}",
-        f"#define PTS_MAX_LINE_BYTES {p.max_line_bytes}",
-        '#define PTS_ERROR_PREFIX "ERROR "',
-        "/* printf format: user (const char *), points (long long), last update (const char *) */",
-        f"#define PTS_REPLY_FORMAT {c_str(reply_printf(p.reply_format))}",
-        "",
-        "/* Error replies: pts_error_line[e] is the whole line, newline included. */",
-        "enum pts_error {",
-    ]
-    lines += [f"    PTS_ERR_{c_ident(e.code)}," for e in p.errors]
-    lines += [
-        "    PTS_ERR_COUNT",
-        "};",
-        "extern const char *const pts_error_code[PTS_ERR_COUNT];",
-        "extern const char *const pts_error_line[PTS_ERR_COUNT];",
-        "extern const unsigned char pts_error_retryable[PTS_ERR_COUNT];",
-        "",
-        "/* Settings: environment variable, flag overriding it, default, kind, help. */",
-        "struct pts_setting {",
-        "    const char *env;",
-        "    const char *flag;",
-        "    const char *def;",
-        "    const char *kind;",
-        "    const char *help;",
-        "};",
-        "enum pts_server_setting {",
-    ]
-    lines += [f"    PTS_SET_{s.env}," for s in p.server_settings]
-    lines += ["    PTS_SET_COUNT", "};", "enum pts_client_setting {"]
-    lines += [f"    PTS_CSET_{s.env}," for s in p.client_settings]
-    lines += [
-        "    PTS_CSET_COUNT",
-        "};",
-        "extern const struct pts_setting pts_server_settings[PTS_SET_COUNT];",
-        "extern const struct pts_setting pts_client_settings[PTS_CSET_COUNT];",
-        "",
-        "/* SQL statements; '?' marks a bound parameter. */",
-    ]
-    lines += [f"#define PTS_SQL_{c_ident(k)} {c_str(v)}" for k, v in p.sql.items()]
-    lines += [
-        "",
-        "/* Metrics: names, types and help text for /metrics. */",
-    ]
-    for m in p.metrics:
-        lines.append(f"#define PTS_METRIC_{c_ident(m.name[len('points_'):])} {c_str(m.name)}")
-    lines += [
-        "struct pts_metric {",
-        "    const char *name;",
-        "    const char *type;",
-        "    const char *help;",
-        "};",
-        "enum pts_metric_id {",
-    ]
-    lines += [f"    PTS_M_{c_ident(m.name[len('points_'):])}," for m in p.metrics]
-    lines += [
-        "    PTS_M_COUNT",
-        "};",
-        "extern const struct pts_metric pts_metrics[PTS_M_COUNT];",
-        "",
-        "/* Values of the op label of points_db_errors_total. */",
-        "enum pts_db_op {",
-    ]
-    ops = next(m for m in p.metrics if m.name == "points_db_errors_total").label_values["op"]
-    lines += [f"    PTS_OP_{c_ident(o)}," for o in ops]
-    lines += [
-        "    PTS_OP_COUNT",
-        "};",
-        "extern const char *const pts_db_op_name[PTS_OP_COUNT];",
-        "",
-        f"#define PTS_DURATION_BUCKETS_COUNT {len(p.duration_buckets)}",
-        "extern const double pts_duration_buckets[PTS_DURATION_BUCKETS_COUNT];",
-        "",
-        "/* Log events: name, level and the event's own fields after the common ones. */",
-        "#define PTS_LOG_MAX_FIELDS 8",
-        "struct pts_log_event {",
-        "    const char *name;",
-        "    const char *level;",
-        "    const char *fields[PTS_LOG_MAX_FIELDS];",
-        "};",
-        "enum pts_log_event_id {",
-    ]
-    lines += [f"    PTS_EV_{c_ident(e.name)}," for e in p.log_events]
-    lines += [
-        "    PTS_EV_COUNT",
-        "};",
-        "extern const struct pts_log_event pts_log_events[PTS_EV_COUNT];",
-        "",
-        "#endif /* POINTS_PROTOCOL_H */",
-        "",
-    ]
-    return "\n".join(lines)
+TEMPLATES = ROOT / "protocol" / "templates"
+PY_HANDWRITTEN = ROOT / "protocol" / "python"
+PY_PACKAGES = {
+    "server": ROOT / "services/py-server/src/points_server/generated",
+    "client": ROOT / "clients/py-client/src/points_client/generated",
+}
 
 
-def _setting_rows(settings, language: str) -> list[str]:
-    rows = []
-    for s in settings:
-        default = s.default_python if (language == "python" and s.default_python) else s.default
-        rows.append(
-            f"    {{{c_str(s.env)}, {c_str(s.flag)}, {c_str(default)}, {c_str(s.kind)}, "
-            f"{c_str(s.help)}}},"
-        )
-    return rows
+@dataclass(frozen=True)
+class Program:
+    """One kind of program with its own settings table: server or client."""
 
-
-def render_c_source(p: Protocol) -> str:
-    lines = [
-        f"/* {HEADER} */",
-        '#include "points_protocol.h"',
-        "",
-        "const char *const pts_error_code[PTS_ERR_COUNT] = {",
-    ]
-    lines += [f"    {c_str(e.code)}," for e in p.errors]
-    lines += ["};", "", "const char *const pts_error_line[PTS_ERR_COUNT] = {"]
-    lines += [f"    {c_str(e.line)}," for e in p.errors]
-    lines += ["};", "", "const unsigned char pts_error_retryable[PTS_ERR_COUNT] = {"]
-    lines += [f"    {int(e.retryable)}," for e in p.errors]
-    lines += ["};", "", "const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {"]
-    lines += _setting_rows(p.server_settings, "c")
-    lines += ["};", "", "const struct pts_setting pts_client_settings[PTS_CSET_COUNT] = {"]
-    lines += _setting_rows(p.client_settings, "c")
-    lines += ["};", "", "const struct pts_metric pts_metrics[PTS_M_COUNT] = {"]
-    lines += [f"    {{{c_str(m.name)}, {c_str(m.type)}, {c_str(m.help)}}}," for m in p.metrics]
-    ops = next(m for m in p.metrics if m.name == "points_db_errors_total").label_values["op"]
-    lines += ["};", "", "const char *const pts_db_op_name[PTS_OP_COUNT] = {"]
-    lines += [f"    {c_str(o)}," for o in ops]
-    lines += ["};", "", "const double pts_duration_buckets[PTS_DURATION_BUCKETS_COUNT] = {"]
-    lines += [f"    {b!r}," for b in p.duration_buckets]
-    lines += ["};", "", "const struct pts_log_event pts_log_events[PTS_EV_COUNT] = {"]
-    for e in p.log_events:
-        if len(e.fields) > 8:
-            raise ValueError(f"log event {e.name} has more than 8 fields")
-        fields = ", ".join(c_str(f) for f in e.fields) or "0"
-        lines.append(f"    {{{c_str(e.name)}, {c_str(e.level)}, {{{fields}}}}},")
-    lines += ["};", ""]
-    return "\n".join(lines)
+    name: str
+    prefix: str  # of the C enum values
+    settings: tuple[Setting, ...]
 
 
 def py(v: object) -> str:
@@ -212,101 +91,54 @@ def py(v: object) -> str:
     return repr(v)
 
 
-def _py_common(p: Protocol) -> list[str]:
-    lines = [
-        f'"""{HEADER}"""',
-        "",
-        "# ruff: noqa: E501",
-        "",
-        "from __future__ import annotations",
-        "",
-        "from typing import Final, NamedTuple",
-        "",
-        f"PROTOCOL_VERSION: Final = {p.version}",
-        f"COMMAND: Final = {py(p.command)}",
-        f"MAX_LINE_BYTES: Final = {p.max_line_bytes}",
-        'ERROR_PREFIX: Final = "ERROR "',
-        f"REPLY_FORMAT: Final = {py(p.reply_format)}",
-        "",
-        "",
-        "class ErrorSpec(NamedTuple):",
-        "    code: str",
-        "    message: str",
-        "    retryable: bool",
-        "    line: bytes",
-        "",
-        "",
-        "class Setting(NamedTuple):",
-        "    env: str",
-        "    flag: str",
-        "    default: str",
-        "    kind: str",
-        "    help: str",
-        "",
-        "",
-        "ERRORS: Final[dict[str, ErrorSpec]] = {",
-    ]
-    for e in p.errors:
-        lines.append(
-            f"    {py(e.code)}: ErrorSpec({py(e.code)}, {py(e.message)}, {e.retryable!r}, "
-            f"{'b' + py(e.line)}),"
-        )
-    lines.append("}")
-    return lines
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters.update(c_str=c_str, c_ident=c_ident, py=py, pyb=lambda v: repr(v.encode()))
+    return env
 
 
-def _py_settings(name: str, settings, language: str) -> list[str]:
-    lines = ["", f"{name}: Final[tuple[Setting, ...]] = ("]
-    for s in settings:
-        default = s.default_python if (language == "python" and s.default_python) else s.default
-        lines.append(
-            f"    Setting({py(s.env)}, {py(s.flag)}, {py(default)}, {py(s.kind)}, {py(s.help)}),"
-        )
-    lines.append(")")
-    return lines
+def render_template(name: str, p: Protocol) -> str:
+    """Render protocol/templates/<name> with the protocol and its derived values."""
+    programs = (
+        Program("server", "PTS_SET", p.server_settings),
+        Program("client", "PTS_CSET", p.client_settings),
+    )
+    db_ops = next(m for m in p.metrics if m.name == "points_db_errors_total").label_values["op"]
+    return _environment().get_template(name).render(
+        header=HEADER,
+        p=p,
+        programs=programs,
+        db_ops=db_ops,
+        reply_printf=reply_printf(p.reply_format),
+        reply_regex=reply_regex(p.reply_format.rstrip("\n")),
+    )
 
 
-def render_py_server(p: Protocol) -> str:
-    lines = _py_common(p)
-    lines += _py_settings("SERVER_SETTINGS", p.server_settings, "python")
-    lines += ["", "# SQL statements; '?' marks a bound parameter."]
-    lines += [f"SQL_{c_ident(k)}: Final = {py(v)}" for k, v in p.sql.items()]
-    lines += [
-        "",
-        "",
-        "class MetricSpec(NamedTuple):",
-        "    name: str",
-        "    type: str",
-        "    help: str",
-        "    labels: tuple[str, ...]",
-        "    label_values: dict[str, tuple[str, ...]]",
-        "",
-        "",
-        "METRICS: Final[tuple[MetricSpec, ...]] = (",
-    ]
-    for m in p.metrics:
-        values = "{" + ", ".join(f"{py(k)}: {py(v)}" for k, v in m.label_values.items()) + "}"
-        lines.append(
-            f"    MetricSpec({py(m.name)}, {py(m.type)}, {py(m.help)}, {py(m.labels)}, {values}),"
-        )
-    lines += [
-        ")",
-        f"DURATION_BUCKETS: Final = {py(p.duration_buckets)}",
-        "",
-        "# Logs: common leading fields, then per event (level, own fields).",
-        f"LOG_COMMON_FIELDS: Final = {py(p.log_common_fields)}",
-        "LOG_EVENTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {",
-    ]
-    lines += [f"    {py(e.name)}: ({py(e.level)}, {py(e.fields)})," for e in p.log_events]
-    lines += ["}", ""]
-    return "\n".join(lines)
+def _py_targets(p: Protocol) -> dict[Path, Callable[[], str]]:
+    """Each Python package's generated/ folder: the protocol module from its template, and the
+    hand-written modules of protocol/python/ copied (one source, two packages and images)."""
+    out: dict[Path, Callable[[], str]] = {}
+    for pkg in PY_PACKAGES.values():
+        out[pkg / "__init__.py"] = partial(str, f'"""{HEADER}"""\n')
+        out[pkg / "protocol.py"] = partial(render_template, "protocol.py.j2", p)
+        for src in sorted(PY_HANDWRITTEN.glob("*.py")):
+            out[pkg / src.name] = partial(_copied, src)
+    out[PY_PACKAGES["server"] / "log_events.py"] = partial(render_template, "log_events.py.j2", p)
+    return out
 
 
-def render_py_client(p: Protocol) -> str:
-    lines = _py_common(p)
-    lines += _py_settings("CLIENT_SETTINGS", p.client_settings, "python")
-    lines.append("")
-    return "\n".join(lines)
+def _copied(src: Path) -> str:
+    rel = src.relative_to(ROOT)
+    text = src.read_text()
+    first, _, rest = text.partition("\n")
+    if not first.startswith('"""'):
+        raise ValueError(f"{rel}: must start with a docstring line")
+    return f'{first}\n\nCopied from {rel} by `make render`. Do not edit this copy.\n{rest}'
 
 
 def sql_literal(s: str) -> str:
@@ -409,10 +241,16 @@ def targets() -> dict[Path, Callable[[], str]]:
     p = load_protocol()
     members = load_roster()
     out: dict[Path, Callable[[], str]] = {
-        ROOT / "protocol/points_protocol.h": lambda: render_c_header(p),
-        ROOT / "protocol/points_protocol.c": lambda: render_c_source(p),
-        ROOT / "services/py-server/src/points_server/protocol.py": lambda: render_py_server(p),
-        ROOT / "clients/py-client/src/points_client/protocol.py": lambda: render_py_client(p),
+        ROOT / "protocol/generated/points_protocol.h": lambda: render_template(
+            "points_protocol.h.j2", p
+        ),
+        ROOT / "protocol/generated/points_protocol.c": lambda: render_template(
+            "points_protocol.c.j2", p
+        ),
+        ROOT / "services/c-server/src/generated/log_events.h": lambda: render_template(
+            "log_events.h.j2", p
+        ),
+        **_py_targets(p),
         ROOT / "sql/02-seed.sql": lambda: render_seed(members, p.default("DB_TIMEZONE")),
         ROOT / "docs/reference.md": lambda: render_reference(p),
         **compose_targets(),

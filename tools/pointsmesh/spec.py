@@ -6,6 +6,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,12 +43,59 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class SettingKind:
+    """How a setting's text is read (protocol.toml [setting_kind.*]); see the comment there."""
+
+    name: str
+    type: str  # "int", "seconds", "text" or "choice"
+    expect: str
+    min: float = 0
+    max: float = 0
+    min_exclusive: bool = False
+    min_bytes: int = 0
+    max_bytes: int = 0
+    no_space: bool = False
+    no_comma: bool = False
+    brackets: bool = False
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def c_type(self) -> str:
+        return {"int": "long", "seconds": "double", "text": "char", "choice": "int"}[self.type]
+
+    @property
+    def py_type(self) -> str:
+        return {"int": "int", "seconds": "float", "text": "str", "choice": "str"}[self.type]
+
+
+@dataclass(frozen=True)
 class Metric:
     name: str
     type: str
     help: str
     labels: tuple[str, ...] = ()
     label_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    slot: int = -1  # "value": the first of its value slots (protocol order); -1 otherwise
+
+    @property
+    def shape(self) -> str:
+        """How a program keeps it: "value" (counters and gauges: one slot per label value),
+        "histogram" (the duration buckets) or "info" (labels without fixed values, always 1:
+        the program fills them in)."""
+        if self.type == "histogram":
+            return "histogram"
+        if self.labels and not self.label_values:
+            return "info"
+        return "value"
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """The label values of a "value" metric, one per slot ("" for an unlabelled one)."""
+        if self.shape != "value":
+            return ()
+        return self.label_values[self.labels[0]] if self.labels else ("",)
 
 
 @dataclass(frozen=True)
@@ -55,6 +103,11 @@ class LogEvent:
     name: str
     level: str
     fields: tuple[str, ...]
+    types: tuple[str, ...] = ()  # of the fields: "text", "int" or "seconds"
+
+    @property
+    def typed_fields(self) -> tuple[tuple[str, str], ...]:
+        return tuple(zip(self.fields, self.types, strict=True))
 
 
 @dataclass(frozen=True)
@@ -63,7 +116,9 @@ class Protocol:
     command: str
     max_line_bytes: int
     reply_format: str
+    reply_field_patterns: dict[str, str]
     errors: tuple[ErrorSpec, ...]
+    setting_kinds: dict[str, SettingKind]
     server_settings: tuple[Setting, ...]
     client_settings: tuple[Setting, ...]
     sql: dict[str, str]
@@ -88,17 +143,27 @@ class Protocol:
     def reply(self, user: str, points: int, last_update: str) -> str:
         return self.reply_format.format(user=user, points=points, last_update=last_update)
 
+    def kind(self, setting: Setting) -> SettingKind:
+        return self.setting_kinds[setting.kind]
 
-REPLY_FIELD_RE = {
-    "user": r"[^\r\n,]{1,50}",
-    "points": r"-?[0-9]{1,20}",
-    "last_update": r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}",
-}
+    def reply_ere(self) -> str:
+        """The reply line without its newline as one anchored POSIX extended regular expression
+        (the C programs' regcomp), from the same field patterns as reply_regex."""
+        out = ["^"]
+        for i, part in enumerate(re.split(r"\{(\w+)\}", self.reply_format.rstrip("\n"))):
+            if i % 2 == 0:
+                out.append(re.sub(r"([][.^$*+?(){}|\\])", r"\\\1", part))
+            else:
+                out.append(f"({self.reply_field_patterns[part]})")
+        out.append("$")
+        return "".join(out)
 
 
 def reply_regex(reply_format: str, user: str | None = None) -> str:
     """A regex (text, for fullmatch) of one reply line of reply_format, with the named groups
-    user, points and last_update; with user given, that row literally (and no user group)."""
+    user, points and last_update (the field patterns of protocol.toml); with user given, that
+    row literally (and no user group)."""
+    patterns = load_protocol().reply_field_patterns
     out = []
     for i, part in enumerate(re.split(r"\{(\w+)\}", reply_format)):
         if i % 2 == 0:
@@ -106,9 +171,16 @@ def reply_regex(reply_format: str, user: str | None = None) -> str:
         elif part == "user" and user is not None:
             out.append(re.escape(user))
         else:
-            field_re = REPLY_FIELD_RE.get(part, r"[^\r\n]+")
+            # NUL is never part of a field (see protocol.toml [reply.field_pattern]).
+            field_re = patterns[part].replace("[^", "[^\\x00")
             out.append(f"(?P<{part}>{field_re})")
     return "".join(out)
+
+
+def _setting_kind(name: str, spec: dict[str, Any]) -> SettingKind:
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                              for k, v in spec.items()}
+    return SettingKind(name=name, **fields)
 
 
 def load_protocol(path: Path = PROTOCOL_FILE) -> Protocol:
@@ -126,12 +198,24 @@ def load_protocol(path: Path = PROTOCOL_FILE) -> Protocol:
         else m
         for m in metrics
     ]
+    slotted, slot = [], 0
+    for m in metrics:
+        if m.shape == "value":
+            slotted.append(Metric(m.name, m.type, m.help, m.labels, m.label_values, slot))
+            slot += len(m.series)
+        else:
+            slotted.append(m)
+    metrics = slotted
+    field_types = dict(data["log"]["field_type"])
     proto = Protocol(
         version=data["version"],
         command=data["request"]["command"],
         max_line_bytes=data["request"]["max_line_bytes"],
         reply_format=data["reply"]["format"],
+        reply_field_patterns=dict(data["reply"]["field_pattern"]),
         errors=errors,
+        setting_kinds={name: _setting_kind(name, spec)
+                       for name, spec in data["setting_kind"].items()},
         server_settings=tuple(Setting(**s) for s in data["server_config"]),
         client_settings=tuple(Setting(**s) for s in data["client_config"]),
         sql=dict(data["sql"]),
@@ -139,7 +223,9 @@ def load_protocol(path: Path = PROTOCOL_FILE) -> Protocol:
         metrics=tuple(metrics),
         log_common_fields=tuple(data["log"]["common_fields"]),
         log_events=tuple(
-            LogEvent(e["name"], e["level"], tuple(e["fields"])) for e in data["log_event"]
+            LogEvent(e["name"], e["level"], tuple(e["fields"]),
+                     tuple(field_types.get(f, "?") for f in e["fields"]))
+            for e in data["log_event"]
         ),
     )
     _validate(proto)
@@ -158,6 +244,23 @@ def _validate(p: Protocol) -> None:
     envs = [s.env for s in p.server_settings + p.client_settings]
     if len(set(envs)) != len(envs):
         raise ValueError("protocol.toml: duplicate setting")
+    for s in p.server_settings + p.client_settings:
+        if s.kind not in p.setting_kinds:
+            raise ValueError(f"protocol.toml: {s.env} has an unknown kind {s.kind!r}")
+    for k in p.setting_kinds.values():
+        if k.type not in ("int", "seconds", "text", "choice"):
+            raise ValueError(f"protocol.toml: setting kind {k.name} has a bad type {k.type!r}")
+        if any(v not in k.choices for v in k.aliases.values()):
+            raise ValueError(f"protocol.toml: setting kind {k.name}: an alias names no choice")
+    if set(p.reply_field_patterns) != set(re.findall(r"\{(\w+)\}", p.reply_format)):
+        raise ValueError("protocol.toml: reply.field_pattern must name exactly the format's fields")
+    for m in p.metrics:
+        if m.shape == "value" and len(m.labels) > 1:
+            raise ValueError(f"protocol.toml: {m.name}: a counter or gauge has one label at most")
+    for ev in p.log_events:
+        for name, kind in ev.typed_fields:
+            if kind not in ("text", "int", "seconds"):
+                raise ValueError(f"protocol.toml: log field {name!r} needs a [log.field_type]")
     if list(p.duration_buckets) != sorted(p.duration_buckets):
         raise ValueError("protocol.toml: duration_buckets must ascend")
 

@@ -22,7 +22,7 @@ static const char *const stmt_sql[DB_ST_COUNT] = {
     [DB_ST_INCREMENT] = PTS_SQL_INCREMENT,
 };
 
-void db_init(struct db *d, const struct config *cfg)
+void db_init(struct db *d, const struct pts_server_config *cfg)
 {
     memset(d, 0, sizeof *d);
     d->cfg = cfg;
@@ -137,7 +137,7 @@ static int set_wait_timeout(struct db *d)
 
 int db_connect(struct db *d)
 {
-    const struct config *c = d->cfg;
+    const struct pts_server_config *c = d->cfg;
     db_close(d);
     MYSQL *my = mysql_init(NULL);
     if (!my) {

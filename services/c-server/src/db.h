@@ -20,14 +20,14 @@ enum db_stmt_id {
 #define DB_STAMP_MAX 32
 
 struct db {
-    const struct config *cfg;
+    const struct pts_server_config *cfg;
     long long wait_timeout;     /* > 0: SQL_SET_WAIT_TIMEOUT on connect; 0: the server's */
     void *my;                   /* MYSQL * */
     void *st[DB_ST_COUNT];      /* MYSQL_STMT * */
     char err[256];
 };
 
-void db_init(struct db *d, const struct config *cfg);
+void db_init(struct db *d, const struct pts_server_config *cfg);
 /* Connect, disable auto-reconnect, set timeouts, SET time_zone, then SET SESSION wait_timeout
  * when d->wait_timeout > 0 (set it after db_init), prepare. 0 or -1 (d->err). */
 int db_connect(struct db *d);

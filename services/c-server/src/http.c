@@ -74,7 +74,7 @@ char *http_respond(struct metrics *m, const char *head, size_t head_len, int64_t
         return make_response(200, "OK", text, "ok\n", 3, head_only, out_len);
     }
     if (strcmp(path, "/readyz") == 0) {
-        if (atomic_load_explicit(&m->db_up, memory_order_relaxed))
+        if (metrics_get(m, PTS_S_DB_UP))
             return make_response(200, "OK", text, "ready\n", 6, head_only, out_len);
         return make_response(503, "Service Unavailable", text, "not ready\n", 10, head_only,
                              out_len);
@@ -239,7 +239,7 @@ static void *http_main(void *arg)
     return NULL;
 }
 
-int http_start(struct http_server *h, const struct config *cfg, struct metrics *m, char *err,
+int http_start(struct http_server *h, const struct pts_server_config *cfg, struct metrics *m, char *err,
                size_t errlen)
 {
     memset(h, 0, sizeof *h);

@@ -24,7 +24,7 @@ struct http_conn {
 };
 
 struct http_server {
-    const struct config *cfg;
+    const struct pts_server_config *cfg;
     struct metrics *m;
     int listen_fd;
     int stop_fd;
@@ -35,7 +35,7 @@ struct http_server {
 };
 
 /* Binds HEALTH_HOST:HEALTH_PORT (nothing when the port is 0) and starts the thread. */
-int http_start(struct http_server *h, const struct config *cfg, struct metrics *m, char *err,
+int http_start(struct http_server *h, const struct pts_server_config *cfg, struct metrics *m, char *err,
                size_t errlen);
 void http_stop(struct http_server *h);
 

@@ -1,6 +1,7 @@
 /* JSON log lines. The only shared state is the logger passed in by the caller. */
 #include "log.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -94,7 +95,7 @@ size_t json_escape(char *dst, size_t cap, const char *s)
         case '\b': out = "\\b"; olen = 2; break;
         case '\f': out = "\\f"; olen = 2; break;
         default:
-            if (*p < 0x20 || *p == 0x7F) {
+            if (*p < 0x20) { /* as JSON requires and Python writes: DEL stays */
                 olen = (size_t)snprintf(tmp, sizeof tmp, "\\u%04x", *p);
             } else {
                 adv = utf8_len(p);
@@ -152,7 +153,7 @@ static void sb_num(struct sbuf *sb, double d)
 {
     char tmp[64];
     int n = snprintf(tmp, sizeof tmp, "%.3f", d);
-    if (n < 0 || (size_t)n >= sizeof tmp || d != d) {
+    if (n < 0 || (size_t)n >= sizeof tmp || !isfinite(d)) {
         sb_str(sb, "0");
         return;
     }
@@ -186,7 +187,8 @@ size_t log_format(char *buf, size_t cap, const struct timespec *wall, const char
     sb_str(&sb, ",\"event\":\"");
     sb_str(&sb, pts_log_events[ev].name);
     sb_str(&sb, "\"");
-    for (size_t i = 0; i < n && i < PTS_LOG_MAX_FIELDS && pts_log_events[ev].fields[i]; i++) {
+    /* n is the event's field count: the typed log_<event>() functions pass exactly those. */
+    for (size_t i = 0; i < n && i < (size_t)pts_log_events[ev].nfields; i++) {
         sb_str(&sb, ",\"");
         sb_str(&sb, pts_log_events[ev].fields[i]);
         sb_str(&sb, "\":");

@@ -40,13 +40,9 @@ void logger_init(struct logger *lg, int fd, int min_level, const char *user);
 void logger_destroy(struct logger *lg);
 int log_enabled(const struct logger *lg, enum pts_log_event_id ev);
 
-/* Write one event; vals are the event's own fields in protocol order. */
+/* Write one event; vals are the event's own fields in protocol order. Call it through the
+ * typed log_<event>() functions of generated/log_events.h. */
 void log_event(struct logger *lg, enum pts_log_event_id ev, const struct log_val *vals, size_t n);
-#define LOG_EV(lg, ev, ...)                                                                   \
-    do {                                                                                      \
-        const struct log_val lv_[] = {__VA_ARGS__};                                           \
-        log_event((lg), (ev), lv_, sizeof lv_ / sizeof lv_[0]);                               \
-    } while (0)
 
 /* Format one line (with '\n') into buf; returns its length. Exposed for the unit tests. */
 size_t log_format(char *buf, size_t cap, const struct timespec *wall, const char *user,

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "generated/log_events.h"
 #include "log.h"
 #include "metrics.h"
 #include "reader.h"
@@ -22,7 +23,7 @@
 #endif
 
 struct app {
-    struct config cfg;
+    struct pts_server_config cfg;
     struct logger log;
     struct metrics m;
     struct reader rd;
@@ -43,7 +44,7 @@ static void raise_nofile_limit(void)
 
 static void fatal(struct app *a, const char *err)
 {
-    LOG_EV(&a->log, PTS_EV_START_FAILED, LV_S(err));
+    log_start_failed(&a->log, err);
     fprintf(stderr, "c-server: %s\n", err);
 }
 
@@ -57,24 +58,28 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
-    switch (config_load(&a->cfg, argc, argv, config_getenv, NULL, err, sizeof err)) {
-    case CONFIG_HELP:
+    switch (config_load(&a->cfg, argc, argv, pts_getenv, NULL, err, sizeof err)) {
+    case PTS_ACTION_HELP:
         config_print_help(stdout);
         free(a);
         return 0;
-    case CONFIG_VERSION:
+    case PTS_ACTION_VERSION:
         printf("c-server %s\n", PTS_VERSION);
         free(a);
         return 0;
-    case CONFIG_ERROR:
+    case PTS_ACTION_CHECK:
+        pts_settings_describe(stdout, pts_server_settings, PTS_SET_COUNT, &a->cfg);
+        free(a);
+        return 0;
+    case PTS_ACTION_ERROR:
         logger_init(&a->log, STDOUT_FILENO, LOG_DEBUG,
-                    config_user_hint(argc, argv, config_getenv, NULL));
-        LOG_EV(&a->log, PTS_EV_CONFIG_ERROR, LV_S(err));
+                    config_user_hint(argc, argv, pts_getenv, NULL));
+        log_config_error(&a->log, err);
         fprintf(stderr, "c-server: bad setting: %s\n", err);
         logger_destroy(&a->log);
         free(a);
         return 2;
-    case CONFIG_OK:
+    case PTS_ACTION_RUN:
         break;
     }
 
@@ -87,9 +92,11 @@ int main(int argc, char **argv)
     raise_nofile_limit();
 
     logger_init(&a->log, STDOUT_FILENO, a->cfg.log_level, a->cfg.server_user);
-    metrics_init(&a->m, PTS_VERSION);
+    static const struct metrics_info info[] = {
+        {"language", "c"}, {"version", PTS_VERSION}, {NULL, NULL}};
+    metrics_init(&a->m, info);
     atomic_store(&a->m.loop_heartbeat_ns, mono_ns());
-    LOG_EV(&a->log, PTS_EV_STARTING, LV_S(PTS_VERSION), LV_I(getpid()));
+    log_starting(&a->log, PTS_VERSION, getpid());
 
     int rc = 1;
     if (mysql_library_init(0, NULL, NULL) != 0) {
@@ -115,8 +122,8 @@ int main(int argc, char **argv)
         fatal(a, err);
         goto out_reader;
     }
-    LOG_EV(&a->log, PTS_EV_LISTENING, LV_S(a->cfg.server_host), LV_I(a->cfg.server_port),
-           LV_I(a->cfg.health_port));
+    log_listening(&a->log, a->cfg.server_host, a->cfg.server_port,
+           a->cfg.health_port);
 
     rc = server_run(&a->srv) == 0 ? 0 : 1;
     if (rc != 0)
@@ -132,8 +139,7 @@ out_srv:
 out_lib:
     mysql_library_end();
     if (rc == 0)
-        LOG_EV(&a->log, PTS_EV_STOPPED,
-               LV_I(atomic_load_explicit(&a->m.requests_total, memory_order_relaxed)));
+        log_stopped(&a->log, metrics_get(&a->m, PTS_S_REQUESTS_TOTAL));
     logger_destroy(&a->log);
     free(a);
     return rc;

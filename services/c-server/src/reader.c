@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "generated/log_events.h"
 #include "util.h"
 
 struct reader_state {
@@ -22,12 +23,12 @@ static void go_down(struct reader *r, struct reader_state *st, enum pts_db_op op
 {
     db_close(&st->db);
     atomic_store(&r->up, 0);
-    atomic_store(&r->m->db_up, 0);
-    metrics_add(&r->m->db_errors[op], 1);
+    metrics_set(r->m, PTS_S_DB_UP, 0);
+    metrics_add(r->m, PTS_S_DB_ERRORS_TOTAL + op, 1);
     double delay = backoff_next(&st->bo);
     st->next_attempt = mono_ns() + secs_to_ns(delay);
-    LOG_EV(r->log, PTS_EV_DB_ERROR, LV_S("reader"), LV_S(pts_db_op_name[op]), LV_S(error),
-           LV_D(delay));
+    log_db_error(r->log, "reader", pts_db_op_name[op], error,
+           delay);
 }
 
 static void try_connect(struct reader *r, struct reader_state *st)
@@ -43,16 +44,18 @@ static void try_connect(struct reader *r, struct reader_state *st)
         return;
     }
     if (inserted)
-        log_event(r->log, PTS_EV_ROW_CREATED, NULL, 0);
+        log_row_created(r->log);
     backoff_reset(&st->bo);
     atomic_store(&r->up, 1);
-    atomic_store(&r->m->db_up, 1);
-    LOG_EV(r->log, PTS_EV_DB_CONNECTED, LV_S("reader"), LV_S(r->cfg->db_host),
-           LV_I(r->cfg->db_port));
+    metrics_set(r->m, PTS_S_DB_UP, 1);
+    log_db_connected(r->log, "reader", r->cfg->db_host,
+           r->cfg->db_port);
 }
 
-static int select_row(struct reader_state *st, struct read_result *res, int *found)
+static int select_row(struct reader *r, struct reader_state *st, struct read_result *res,
+                      int *found)
 {
+    metrics_add(r->m, PTS_S_DB_READS_TOTAL, 1); /* each SELECT, as the database counts them */
     return db_select_row(&st->db, &res->points, res->stamp, found);
 }
 
@@ -64,14 +67,13 @@ static void do_read(struct reader *r, struct reader_state *st)
     res.error = PTS_ERR_DB_UNAVAILABLE;
     if (db_connected(&st->db)) {
         int found = 0, inserted = 0;
-        metrics_add(&r->m->db_reads_total, 1); /* one read, however many requests it answers */
-        int rc = select_row(st, &res, &found);
+        int rc = select_row(r, st, &res, &found);
         if (rc == 0 && !found) {
             rc = db_ensure_row(&st->db, &inserted);
             if (rc == 0 && inserted)
-                log_event(r->log, PTS_EV_ROW_CREATED, NULL, 0);
+                log_row_created(r->log);
             if (rc == 0)
-                rc = select_row(st, &res, &found);
+                rc = select_row(r, st, &res, &found);
         }
         if (rc != 0)
             go_down(r, st, PTS_OP_READ, st->db.err);
@@ -123,12 +125,12 @@ static void *reader_main(void *arg)
     }
     db_close(&st.db);
     atomic_store(&r->up, 0);
-    atomic_store(&r->m->db_up, 0);
+    metrics_set(r->m, PTS_S_DB_UP, 0);
     mysql_thread_end();
     return NULL;
 }
 
-int reader_start(struct reader *r, const struct config *cfg, struct logger *log,
+int reader_start(struct reader *r, const struct pts_server_config *cfg, struct logger *log,
                  struct metrics *m, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);

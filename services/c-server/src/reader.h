@@ -23,7 +23,7 @@ struct read_result {
 };
 
 struct reader {
-    const struct config *cfg;
+    const struct pts_server_config *cfg;
     struct logger *log;
     struct metrics *m;
     int wake_fd;          /* loop -> reader: a read is wanted, or stop */
@@ -37,7 +37,7 @@ struct reader {
     int started;
 };
 
-int reader_start(struct reader *r, const struct config *cfg, struct logger *log,
+int reader_start(struct reader *r, const struct pts_server_config *cfg, struct logger *log,
                  struct metrics *m, char *err, size_t errlen);
 void reader_request(struct reader *r);
 void reader_take_result(struct reader *r, struct read_result *out);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "generated/log_events.h"
 #include "net.h"
 #include "parser.h"
 
@@ -99,20 +100,20 @@ static void conn_release(struct server *s, struct conn *c)
     }
     c->fd = -1; /* marks it closed: later events of this turn for it are ignored */
     s->nconns--;
-    atomic_fetch_sub_explicit(&s->m->connections_active, 1, memory_order_relaxed);
+    metrics_add(s->m, PTS_S_CONNECTIONS_ACTIVE, -1);
     dlist_push_back(&s->dead, &c->link);
     if (s->accept_paused)
         resume_accept(s);
 }
 
-static void log_request(struct server *s, struct conn *c, int outcome, int64_t dur_ns)
+/* The debug-level request event: the peer is formatted only when it is logged. */
+static void trace_request(struct server *s, struct conn *c, int outcome, int64_t dur_ns)
 {
     if (!log_enabled(s->log, PTS_EV_REQUEST))
         return;
     char peer[64];
     net_format_peer(&c->peer.sa, peer, sizeof peer);
-    LOG_EV(s->log, PTS_EV_REQUEST, LV_S(peer), LV_S(outcome < 0 ? "ok" : pts_error_code[outcome]),
-           LV_D((double)dur_ns / 1e6));
+    log_request(s->log, peer, outcome < 0 ? "ok" : pts_error_code[outcome], (double)dur_ns / 1e6);
 }
 
 /* Read and discard input until EOF (close), EAGAIN (wait) or the per-turn budget. */
@@ -163,7 +164,7 @@ static void conn_flush(struct server *s, struct conn *c)
     }
     int64_t now = mono_ns();
     metrics_reply(s->m, c->outcome, now - c->t_req);
-    log_request(s, c, c->outcome, now - c->t_req);
+    trace_request(s, c, c->outcome, now - c->t_req);
     dlist_remove(&c->link);
     if (shutdown(c->fd, SHUT_WR) < 0) {
         conn_release(s, c);
@@ -379,8 +380,8 @@ static void accept_all(struct server *s)
             return;
         }
         s->nconns++;
-        metrics_add(&s->m->connections_total, 1);
-        atomic_fetch_add_explicit(&s->m->connections_active, 1, memory_order_relaxed);
+        metrics_add(s->m, PTS_S_CONNECTIONS_TOTAL, 1);
+        metrics_add(s->m, PTS_S_CONNECTIONS_ACTIVE, 1);
         int64_t now = mono_ns();
         c->t_req = now;
         if (s->nconns > (size_t)s->cfg->max_connections) {
@@ -426,8 +427,8 @@ static void begin_shutdown(struct server *s, int signo)
         s->accept_paused = 0;
     }
     size_t in_flight = dlist_count(&s->idle) + dlist_count(&s->pending) + dlist_count(&s->batch);
-    LOG_EV(s->log, PTS_EV_SHUTDOWN_STARTED, LV_S(signo == SIGINT ? "SIGINT" : "SIGTERM"),
-           LV_I(in_flight));
+    log_shutdown_started(s->log, signo == SIGINT ? "SIGINT" : "SIGTERM",
+           in_flight);
     s->stop_deadline = now + secs_to_ns(s->cfg->shutdown_timeout);
 }
 
@@ -566,7 +567,7 @@ int server_run(struct server *s)
 
 /* ---- setup ---------------------------------------------------------------------------- */
 
-int server_init(struct server *s, const struct config *cfg, struct logger *log, struct metrics *m,
+int server_init(struct server *s, const struct pts_server_config *cfg, struct logger *log, struct metrics *m,
                 struct reader *rd, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);

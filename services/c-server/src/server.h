@@ -21,7 +21,7 @@ struct ev_tag {
 };
 
 struct server {
-    const struct config *cfg;
+    const struct pts_server_config *cfg;
     struct logger *log;
     struct metrics *m;
     struct reader *rd;
@@ -47,7 +47,7 @@ struct server {
 
 /* Listen (SERVER_HOST:SERVER_PORT) and prepare the loop. SIGTERM/SIGINT must already be
  * blocked in every thread (the loop reads them from a signalfd). */
-int server_init(struct server *s, const struct config *cfg, struct logger *log, struct metrics *m,
+int server_init(struct server *s, const struct pts_server_config *cfg, struct logger *log, struct metrics *m,
                 struct reader *rd, char *err, size_t errlen);
 /* Register the reader's eventfd (after reader_start). 0 or -1. */
 int server_attach_reader(struct server *s, char *err, size_t errlen);

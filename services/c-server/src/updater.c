@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "generated/log_events.h"
 #include "util.h"
 
 enum wait_result { WAIT_TIMEOUT, WAIT_STOP, WAIT_DB_CLOSED };
@@ -69,7 +70,7 @@ static enum wait_result wait_until(struct upd_state *s, int64_t deadline)
 static void set_holding(struct upd_state *s, int holding)
 {
     s->holding = holding;
-    atomic_store(&s->u->m->lock_held, holding);
+    metrics_set(s->u->m, PTS_S_UPDATE_LOCK_HELD, holding);
 }
 
 /* A database error: count, log, drop the session (which releases the lock), back off. */
@@ -78,10 +79,10 @@ static enum wait_result fail(struct upd_state *s, enum pts_db_op op, const char 
     struct updater *u = s->u;
     db_close(&s->db);
     set_holding(s, 0);
-    metrics_add(&u->m->db_errors[op], 1);
+    metrics_add(u->m, PTS_S_DB_ERRORS_TOTAL + op, 1);
     double delay = backoff_next(&s->bo);
-    LOG_EV(u->log, PTS_EV_DB_ERROR, LV_S("updater"), LV_S(pts_db_op_name[op]), LV_S(error),
-           LV_D(delay));
+    log_db_error(u->log, "updater", pts_db_op_name[op], error,
+           delay);
     return wait_until(s, mono_ns() + secs_to_ns(delay));
 }
 
@@ -93,8 +94,8 @@ static int connect_session(struct upd_state *s, enum wait_result *wr)
         *wr = fail(s, PTS_OP_CONNECT, s->db.err);
         return -1;
     }
-    LOG_EV(u->log, PTS_EV_DB_CONNECTED, LV_S("updater"), LV_S(u->cfg->db_host),
-           LV_I(u->cfg->db_port));
+    log_db_connected(u->log, "updater", u->cfg->db_host,
+           u->cfg->db_port);
     int inserted = 0;
     if (db_ensure_row(&s->db, &inserted) != 0) {
         *wr = fail(s, PTS_OP_UPDATE, s->db.err);
@@ -102,7 +103,7 @@ static int connect_session(struct upd_state *s, enum wait_result *wr)
     }
     backoff_reset(&s->bo);
     if (inserted)
-        log_event(u->log, PTS_EV_ROW_CREATED, NULL, 0);
+        log_row_created(u->log);
     return 0;
 }
 
@@ -122,23 +123,23 @@ static enum wait_result hold(struct upd_state *s, int64_t t0, int64_t interval)
             return fail(s, PTS_OP_UPDATE, s->db.err);
         if (affected == 0) {
             set_holding(s, 0);
-            LOG_EV(u->log, PTS_EV_LOCK_LOST, LV_S(u->cfg->lock_name),
-                   LV_S("increment changed no row: the session no longer holds the lock"));
+            log_lock_lost(u->log, u->cfg->lock_name,
+                   "increment changed no row: the session no longer holds the lock");
             /* Drop whatever this session may still hold, make sure the row is back, re-elect. */
             int inserted = 0;
             if (db_release_lock(&s->db) != 0 || db_ensure_row(&s->db, &inserted) != 0)
                 return fail(s, PTS_OP_LOCK, s->db.err);
             if (inserted)
-                log_event(u->log, PTS_EV_ROW_CREATED, NULL, 0);
+                log_row_created(u->log);
             return WAIT_TIMEOUT;
         }
-        metrics_add(&u->m->updates_total, 1);
+        metrics_add(u->m, PTS_S_UPDATES_TOTAL, 1);
         long long points = 0;
         char stamp[DB_STAMP_MAX];
         int found = 0;
         if (db_select_row(&s->db, &points, stamp, &found) != 0)
             return fail(s, PTS_OP_UPDATE, s->db.err);
-        LOG_EV(u->log, PTS_EV_UPDATED, LV_I(points));
+        log_updated(u->log, points);
         /* Next slot strictly in the future: a missed slot is skipped, not made up. */
         int64_t now = mono_ns();
         int64_t next = (now - t0) / interval + 1;
@@ -152,7 +153,7 @@ static void *updater_main(void *arg)
     memset(&s, 0, sizeof s);
     s.u = arg;
     struct updater *u = s.u;
-    const struct config *c = u->cfg;
+    const struct pts_server_config *c = u->cfg;
     int64_t interval = secs_to_ns(c->update_interval);
     int64_t retry = secs_to_ns(c->update_interval < 1.0 ? c->update_interval : 1.0);
     mysql_thread_init();
@@ -189,7 +190,7 @@ static void *updater_main(void *arg)
             first = 0;
         if (first > c->update_interval)
             first = c->update_interval; /* a row stamped in the future (clock skew) */
-        LOG_EV(u->log, PTS_EV_LOCK_ACQUIRED, LV_S(c->lock_name), LV_D(first));
+        log_lock_acquired(u->log, c->lock_name, first);
         wr = hold(&s, mono_ns() + secs_to_ns(first), interval);
     }
     if (s.holding && db_connected(&s.db))
@@ -200,7 +201,7 @@ static void *updater_main(void *arg)
     return NULL;
 }
 
-int updater_start(struct updater *u, const struct config *cfg, struct logger *log,
+int updater_start(struct updater *u, const struct pts_server_config *cfg, struct logger *log,
                   struct metrics *m, char *err, size_t errlen)
 {
     memset(u, 0, sizeof *u);

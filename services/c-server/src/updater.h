@@ -10,7 +10,7 @@
 #include "metrics.h"
 
 struct updater {
-    const struct config *cfg;
+    const struct pts_server_config *cfg;
     struct logger *log;
     struct metrics *m;
     int stop_fd;     /* eventfd: stop now (release the lock, close the session) */
@@ -23,7 +23,7 @@ struct updater {
 long long updater_wait_timeout(double update_interval);
 
 /* Starts nothing when UPDATE_INTERVAL is 0. */
-int updater_start(struct updater *u, const struct config *cfg, struct logger *log,
+int updater_start(struct updater *u, const struct pts_server_config *cfg, struct logger *log,
                   struct metrics *m, char *err, size_t errlen);
 void updater_stop(struct updater *u);
 

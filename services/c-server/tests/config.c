@@ -21,7 +21,7 @@ static const char *table_env(const char *name, void *ud)
     return NULL;
 }
 
-static enum config_result load(struct config *c, const char *const *env, int argc,
+static enum pts_action load(struct pts_server_config *c, const char *const *env, int argc,
                                const char **argv, char *err, size_t errlen)
 {
     return config_load(c, argc, (char **)(void *)argv, table_env, (void *)(uintptr_t)env, err,
@@ -30,10 +30,10 @@ static enum config_result load(struct config *c, const char *const *env, int arg
 
 static int bad(const char *const *env, int argc, const char **argv, const char *needle)
 {
-    struct config c;
+    struct pts_server_config c;
     char err[512];
-    enum config_result r = load(&c, env, argc, argv, err, sizeof err);
-    if (r != CONFIG_ERROR)
+    enum pts_action r = load(&c, env, argc, argv, err, sizeof err);
+    if (r != PTS_ACTION_ERROR)
         return 0;
     if (needle && !strstr(err, needle)) {
         fprintf(stderr, "error message \"%s\" lacks \"%s\"\n", err, needle);
@@ -44,13 +44,13 @@ static int bad(const char *const *env, int argc, const char **argv, const char *
 
 void test_config(struct unit *u)
 {
-    struct config c;
+    struct pts_server_config c;
     char err[512];
     const char *none[] = {NULL};
     const char *argv0[] = {"c-server", NULL};
 
     /* Defaults */
-    CHECK(u, load(&c, none, 1, argv0, err, sizeof err) == CONFIG_OK);
+    CHECK(u, load(&c, none, 1, argv0, err, sizeof err) == PTS_ACTION_RUN);
     CHECK(u, c.server_port == 5001 && c.health_port == 8080 && c.db_port == 3306);
     CHECK_STR(u, c.server_user, "c_user");
     CHECK_STR(u, c.lock_name, "points:c_user");
@@ -63,27 +63,27 @@ void test_config(struct unit *u)
     /* Env, then flags override env: "--flag value" and "--flag=value" */
     const char *env[] = {"SERVER_PORT=6000", "SERVER_USER=c_user-akmal", "UPDATE_INTERVAL=0.5",
                          "LOG_LEVEL=debug", "DB_PASS=env-pass", "HEALTH_PORT=0", NULL};
-    CHECK(u, load(&c, env, 1, argv0, err, sizeof err) == CONFIG_OK);
+    CHECK(u, load(&c, env, 1, argv0, err, sizeof err) == PTS_ACTION_RUN);
     CHECK(u, c.server_port == 6000 && c.health_port == 0 && c.update_interval == 0.5);
     CHECK_STR(u, c.server_user, "c_user-akmal");
     CHECK_STR(u, c.lock_name, "points:c_user-akmal");
     CHECK(u, c.log_level == LOG_DEBUG);
     const char *argv1[] = {"c-server", "--server-port", "7000", "--server-user=flag-row",
                            "--lock-name=custom", NULL};
-    CHECK(u, load(&c, env, 5, argv1, err, sizeof err) == CONFIG_OK);
+    CHECK(u, load(&c, env, 5, argv1, err, sizeof err) == PTS_ACTION_RUN);
     CHECK(u, c.server_port == 7000);
     CHECK_STR(u, c.server_user, "flag-row");
     CHECK_STR(u, c.lock_name, "custom");
     CHECK_STR(u, c.db_pass, "env-pass");
     /* An empty variable is unset. */
     const char *empty[] = {"SERVER_PORT=", NULL};
-    CHECK(u, load(&c, empty, 1, argv0, err, sizeof err) == CONFIG_OK && c.server_port == 5001);
+    CHECK(u, load(&c, empty, 1, argv0, err, sizeof err) == PTS_ACTION_RUN && c.server_port == 5001);
 
     /* --help / --version */
     const char *help[] = {"c-server", "--help", NULL};
     const char *version[] = {"c-server", "--version", NULL};
-    CHECK(u, load(&c, none, 2, help, err, sizeof err) == CONFIG_HELP);
-    CHECK(u, load(&c, none, 2, version, err, sizeof err) == CONFIG_VERSION);
+    CHECK(u, load(&c, none, 2, help, err, sizeof err) == PTS_ACTION_HELP);
+    CHECK(u, load(&c, none, 2, version, err, sizeof err) == PTS_ACTION_VERSION);
 
     /* Bad values */
     const char *e1[] = {"SERVER_PORT=http", NULL};
@@ -120,10 +120,10 @@ void test_config(struct unit *u)
     CHECK(u, bad(none, 2, f4, "abc"));
     /* A flag fixes a bad environment value. */
     const char *fix[] = {"c-server", "--server-port", "5003", NULL};
-    CHECK(u, load(&c, e1, 3, fix, err, sizeof err) == CONFIG_OK && c.server_port == 5003);
+    CHECK(u, load(&c, e1, 3, fix, err, sizeof err) == PTS_ACTION_RUN && c.server_port == 5003);
     /* The secret never appears in an error message. */
     const char *longpass_env[] = {"DB_PASS_FILE=", NULL};
-    CHECK(u, load(&c, longpass_env, 1, argv0, err, sizeof err) == CONFIG_OK);
+    CHECK(u, load(&c, longpass_env, 1, argv0, err, sizeof err) == PTS_ACTION_RUN);
 
     /* DB_PASS_FILE wins over DB_PASS, trailing newline stripped */
     char path[] = "/tmp/c-server-unit-XXXXXX";
@@ -135,7 +135,7 @@ void test_config(struct unit *u)
         char setting[64];
         snprintf(setting, sizeof setting, "DB_PASS_FILE=%s", path);
         const char *penv[] = {"DB_PASS=wrong", setting, NULL};
-        CHECK(u, load(&c, penv, 1, argv0, err, sizeof err) == CONFIG_OK);
+        CHECK(u, load(&c, penv, 1, argv0, err, sizeof err) == PTS_ACTION_RUN);
         CHECK_STR(u, c.db_pass, "s3cret");
         unlink(path);
     }

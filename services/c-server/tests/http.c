@@ -20,7 +20,8 @@ static int starts(const char *resp, const char *prefix)
 void test_http(struct unit *u)
 {
     struct metrics m;
-    metrics_init(&m, "1.0.0");
+    static const struct metrics_info info[] = {{"language", "c"}, {"version", "1.0.0"}, {0, 0}};
+    metrics_init(&m, info);
     atomic_store(&m.loop_heartbeat_ns, mono_ns());
     size_t len;
     char *r;
@@ -32,7 +33,7 @@ void test_http(struct unit *u)
     r = get(&m, "GET /readyz HTTP/1.1\r\n\r\n", &len);
     CHECK(u, starts(r, "HTTP/1.0 503 "));
     free(r);
-    atomic_store(&m.db_up, 1);
+    metrics_set(&m, PTS_S_DB_UP, 1);
     r = get(&m, "GET /readyz?verbose HTTP/1.1\r\n\r\n", &len);
     CHECK(u, starts(r, "HTTP/1.0 200 OK\r\n"));
     free(r);

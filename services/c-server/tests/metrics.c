@@ -30,9 +30,16 @@ void test_metrics(struct unit *u)
     CHECK_STR(u, f, "123456.0");
     format_float(f, sizeof f, 1.0 / 0.0);
     CHECK_STR(u, f, "+Inf");
+    format_float(f, sizeof f, 10.0); /* was "1e+01": the shortest %g, not Python's repr */
+    CHECK_STR(u, f, "10.0");
+    format_float(f, sizeof f, 12345678.0); /* Go's exponent from 1e+07 on */
+    CHECK_STR(u, f, "1.2345678e+07");
+    format_float(f, sizeof f, 1e-7);
+    CHECK_STR(u, f, "1e-07");
 
     struct metrics m;
-    metrics_init(&m, "1.2.3");
+    static const struct metrics_info info[] = {{"language", "c"}, {"version", "1.2.3"}, {0, 0}};
+    metrics_init(&m, info);
     char *text = malloc(METRICS_TEXT_MAX);
     CHECK(u, text != NULL);
     if (!text)
@@ -89,8 +96,8 @@ void test_metrics(struct unit *u)
     metrics_reply(&m, PTS_ERR_UNKNOWN_COMMAND, 2000000); /* 2 ms */
     metrics_reply(&m, -1, 10000000);                    /* exactly 0.01 s: le="0.01" */
     metrics_reply(&m, -1, 9000000000LL);                /* 9 s: +Inf only */
-    metrics_add(&m.db_errors[PTS_OP_LOCK], 3);
-    atomic_store(&m.db_up, 1);
+    metrics_add(&m, PTS_S_DB_ERRORS_TOTAL + PTS_OP_LOCK, 3);
+    metrics_set(&m, PTS_S_DB_UP, 1);
     len = metrics_render(&m, text, METRICS_TEXT_MAX);
     CHECK(u, len > 0);
     CHECK(u, has_line(text, "points_requests_total 4.0"));

@@ -21,14 +21,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import __version__
-from .protocol import COMMAND, ERROR_PREFIX, ERRORS, PROTOCOL_VERSION, REPLY_FORMAT
+from .generated.protocol import COMMAND, ERROR_PREFIX, ERRORS, PROTOCOL_VERSION, REPLY_RE
 from .settings import (
-    ClientSettings,
+    Action,
+    ClientConfig,
     ConfigError,
-    HelpRequested,
-    VersionRequested,
     backoff_delays,
-    parse_settings,
+    describe_config,
+    load,
+    target,
     usage,
 )
 
@@ -54,20 +55,6 @@ class Attempt:
     line: bytes = b""  # the reply line, "\n" included
 
 
-def reply_pattern(fmt: str = REPLY_FORMAT) -> re.Pattern[bytes]:
-    """A regex for one reply line (without its newline) built from the protocol's format:
-    {points} is an integer, any other field non-empty text."""
-    parts = re.split(r"\{(\w+)\}", fmt.rstrip("\n"))
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            out.append(re.escape(part))
-        else:
-            out.append("-?[0-9]+" if part == "points" else ".+?")
-    return re.compile("".join(out).encode(), re.DOTALL)
-
-
-REPLY_RE = reply_pattern()
 
 
 def _fmt_seconds(s: float) -> str:
@@ -118,16 +105,19 @@ def judge(data: bytes, end: str, timeout: float) -> Attempt:
     return Attempt(Outcome.REPLY, line=line)
 
 
-def _connect(settings: ClientSettings) -> tuple[socket.socket | None, str]:
+def _connect(settings: ClientConfig) -> tuple[socket.socket | None, str]:
     """Resolve the target and connect to the first address that accepts."""
     try:
         infos = socket.getaddrinfo(
-            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICSERV
+            settings.target_host,
+            settings.target_port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_NUMERICSERV,
         )
     except socket.gaierror as exc:
-        return None, f'cannot resolve "{settings.host}": {exc.strerror}'
+        return None, f'cannot resolve "{settings.target_host}": {exc.strerror}'
     except UnicodeError as exc:
-        return None, f'cannot resolve "{settings.host}": {exc}'
+        return None, f'cannot resolve "{settings.target_host}": {exc}'
     reason = "no address"
     for family, socktype, proto, _, addr in infos:
         where = _fmt_addr(family, addr)
@@ -137,11 +127,11 @@ def _connect(settings: ClientSettings) -> tuple[socket.socket | None, str]:
             reason = f"{where}: socket: {_os_reason(exc)}"
             continue
         try:
-            sock.settimeout(settings.timeout)
+            sock.settimeout(settings.client_timeout)
             sock.connect(addr)
         except TimeoutError:
             sock.close()
-            reason = f"{where}: connect timed out after {_fmt_seconds(settings.timeout)} s"
+            reason = f"{where}: connect timed out after {_fmt_seconds(settings.client_timeout)} s"
             continue
         except OSError as exc:
             sock.close()
@@ -182,24 +172,24 @@ def _exchange(sock: socket.socket, timeout: float) -> tuple[bytes, str]:
     return bytes(data), "cap"
 
 
-def run_attempt(settings: ClientSettings) -> Attempt:
+def run_attempt(settings: ClientConfig) -> Attempt:
     """One attempt: a fresh connection, closed on every path."""
     sock, reason = _connect(settings)
     if sock is None:
         return Attempt(Outcome.RETRY, reason)
     with sock:
-        data, end = _exchange(sock, settings.timeout)
+        data, end = _exchange(sock, settings.client_timeout)
     if end == "send-timeout":
         return Attempt(Outcome.RETRY, "timed out sending the request")
     if end.startswith("send: "):
         return Attempt(Outcome.RETRY, end)
-    return judge(data, end, settings.timeout)
+    return judge(data, end, settings.client_timeout)
 
 
 def run(
-    settings: ClientSettings,
+    settings: ClientConfig,
     *,
-    attempt: Callable[[ClientSettings], Attempt] = run_attempt,
+    attempt: Callable[[ClientConfig], Attempt] = run_attempt,
     sleep: Callable[[float], None] = time.sleep,
     out: Callable[[bytes], None] | None = None,
     err: Callable[[str], None] | None = None,
@@ -222,18 +212,18 @@ def run(
                 return EXIT_FAILED
             return EXIT_REPLY
         if result.outcome is Outcome.FATAL:
-            err(f"{PROG}: {settings.target}: {result.reason}")
+            err(f"{PROG}: {target(settings)}: {result.reason}")
             return EXIT_FAILED
         delay = next(delays, None)
         if delay is None:
             plural = "" if number == 1 else "s"
             err(
-                f"{PROG}: giving up on {settings.target} after {number} attempt{plural}; "
+                f"{PROG}: giving up on {target(settings)} after {number} attempt{plural}; "
                 f"last error: {result.reason}"
             )
             return EXIT_FAILED
         err(
-            f"{PROG}: attempt {number}/{settings.retries} to {settings.target} failed: "
+            f"{PROG}: attempt {number}/{settings.client_retries} to {target(settings)} failed: "
             f"{result.reason}; retrying in {_fmt_seconds(delay)} s"
         )
         sleep(delay)
@@ -252,16 +242,21 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     argv = sys.argv[1:] if argv is None else argv
     environ = os.environ if environ is None else environ
     try:
-        settings = parse_settings(argv, environ)
-    except HelpRequested:
-        sys.stdout.write(usage(PROG))
-        return EXIT_REPLY
-    except VersionRequested:
-        print(f"{PROG} {__version__} (protocol {PROTOCOL_VERSION})")
-        return EXIT_REPLY
+        action, settings = load(argv, environ)
     except ConfigError as exc:
         print(f"{PROG}: bad setting: {exc} (see {PROG} --help)", file=sys.stderr)
         return EXIT_USAGE
+    if action is Action.HELP:
+        sys.stdout.write(usage(PROG))
+        return EXIT_REPLY
+    if action is Action.VERSION:
+        print(f"{PROG} {__version__} (protocol {PROTOCOL_VERSION})")
+        return EXIT_REPLY
+    if settings is None:  # only HELP and VERSION come without settings
+        return EXIT_USAGE
+    if action is Action.CHECK:
+        sys.stdout.write(describe_config(settings))
+        return EXIT_REPLY
     try:
         return run(settings)
     except KeyboardInterrupt:

@@ -17,8 +17,10 @@ import time
 import warnings
 from collections.abc import Sequence
 
-from . import __version__, config
-from .config import Config
+from . import LANGUAGE, SERVICE, __version__, config
+from .config import ServerConfig
+from .generated import log_events
+from .generated.protocol import SLOT_REQUESTS_TOTAL
 from .health import HealthServer
 from .logs import Logger
 from .metrics import Metrics, make_registry, render
@@ -54,10 +56,10 @@ def _raise_descriptor_limit() -> None:
 class App:
     """The running server: event loop, reader and updater threads, health endpoint."""
 
-    def __init__(self, cfg: Config, log: Logger) -> None:
+    def __init__(self, cfg: ServerConfig, log: Logger) -> None:
         self.cfg = cfg
         self.log = log
-        self.metrics = Metrics()
+        self.metrics = Metrics({"language": LANGUAGE, "version": __version__})
         self.registry = make_registry(self.metrics)
         self.loop = asyncio.new_event_loop()
         self.heartbeat = time.monotonic()
@@ -117,11 +119,11 @@ class App:
             self.health.start()
         self.loop.run_until_complete(self.server.start(listener))
         self._tick()
-        self.log.log("listening", addr=cfg.server_host, port=listener.getsockname()[1],
+        log_events.listening(self.log, addr=cfg.server_host, port=listener.getsockname()[1],
                      health_port=self.health.port if self.health else 0)
         self.loop.run_until_complete(self.server.finished)
         self._stop_threads()
-        self.log.log("stopped", served=self.metrics.requests_total)
+        log_events.stopped(self.log, served=self.metrics.value[SLOT_REQUESTS_TOTAL])
         self.server.close()
         self.loop.close()
         return 0
@@ -143,12 +145,12 @@ class App:
         """An exception nothing else caught (a bug): one internal_error line, keep serving."""
         exc = context.get("exception")
         error = f"{type(exc).__name__}: {exc}" if exc is not None else "no exception"
-        self.log.log("internal_error", where=str(context.get("message", "event loop")),
+        log_events.internal_error(self.log, where=str(context.get("message", "event loop")),
                      error=error)
 
     def _cannot_start(self, what: str, exc: OSError) -> int:
         message = f"{what}: {exc.strerror or exc}"
-        self.log.log("start_failed", error=message)
+        log_events.start_failed(self.log, error=message)
         print(f"python-server: {message}", file=sys.stderr)
         self.loop.close()
         return 1
@@ -157,19 +159,25 @@ class App:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cfg = config.load(args, os.environ)
-    except config.InfoRequested as info:
+        action, cfg = config.load(args, os.environ)
+    except config.ConfigError as exc:
+        log_events.config_error(Logger(config.user_hint(args, os.environ)), error=str(exc))
+        print(f"{SERVICE}: bad setting: {exc}", file=sys.stderr)
+        return 2
+    if action is config.Action.HELP:
+        text = config.help_text()
+    elif action is config.Action.VERSION:
+        text = f"{SERVICE} {__version__}"
+    elif action is config.Action.CHECK and cfg is not None:
+        text = config.describe_config(cfg)
+    if action is not config.Action.RUN or cfg is None:
         try:
-            print(info.text, flush=True)
+            print(text, flush=True)
         except BrokenPipeError:  # e.g. `--help | head`
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except config.ConfigError as exc:
-        Logger(config.row_hint(args, os.environ)).log("config_error", error=str(exc))
-        print(f"python-server: configuration error: {exc}", file=sys.stderr)
-        return 2
     log = Logger(cfg.server_user, cfg.log_level)
-    log.log("starting", version=__version__, pid=os.getpid())
+    log_events.starting(log, version=__version__, pid=os.getpid())
     _quiet_libraries()
     _raise_descriptor_limit()
     sys.setswitchinterval(SWITCH_INTERVAL)

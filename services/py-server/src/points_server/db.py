@@ -18,8 +18,8 @@ from typing import Any
 import mysql.connector
 from mysql.connector.constants import ClientFlag
 
-from .config import Config
-from .protocol import SQL_SET_TIME_ZONE, SQL_SET_WAIT_TIMEOUT
+from .config import ServerConfig
+from .generated.protocol import SQL_SET_TIME_ZONE, SQL_SET_WAIT_TIMEOUT
 
 
 def describe(exc: BaseException) -> str:
@@ -68,7 +68,7 @@ class Session:
             self.cnx.shutdown()
 
 
-def connect(cfg: Config, wait_timeout: int | None = None) -> Session:
+def connect(cfg: ServerConfig, wait_timeout: int | None = None) -> Session:
     """Open a session as cfg's account and set its time zone, then its ``wait_timeout`` (idle
     seconds before the database drops it) when one is given; raises on any failure."""
     query_timeout = max(1, math.ceil(cfg.db_query_timeout))  # the driver takes whole seconds

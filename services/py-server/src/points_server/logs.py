@@ -16,7 +16,7 @@ import time
 from typing import TextIO
 
 from . import SERVICE
-from .protocol import LOG_EVENTS
+from .generated.protocol import LOG_EVENTS
 
 LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warn": 30, "error": 40}
 LEVEL_ALIASES: dict[str, str] = {"warning": "warn"}
@@ -45,7 +45,12 @@ def _json_value(value: object) -> object:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return round(value, 3) if math.isfinite(value) else str(value)
+        # A "seconds" field: at most 3 decimals, no trailing zeros (30, 0.5), as the C server
+        # writes it (services/c-server/src/log.c); not finite: 0, as C.
+        if not math.isfinite(value):
+            return 0
+        rounded = round(value, 3)
+        return int(rounded) if rounded.is_integer() else rounded
     return str(value)
 
 

@@ -1,16 +1,16 @@
-"""Prometheus metrics: the families of protocol.METRICS, exposed from a private registry.
+"""Process metrics: one value slot per series of protocol.toml's counters and gauges (the
+generated SLOT_* constants), the duration histogram, and their Prometheus exposition from a
+private registry, rendered from the METRICS table. Mirror: services/c-server/src/metrics.c.
 
-The request path updates plain attributes of :class:`Metrics` from the event loop thread (no
-lock, no per-request object): a custom collector turns them into metric families at scrape
-time. Values written from the database threads go through :meth:`Metrics.db_error` and friends,
-which take a lock.
+Each slot has one writing thread, except the database error counts (the reader's and the
+updater's), which :meth:`Metrics.add_shared` writes under a lock; scrapes read plain ints.
 """
 
 from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 
 import prometheus_client
 from prometheus_client.core import (
@@ -23,82 +23,63 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from . import LANGUAGE, __version__
-from .protocol import DURATION_BUCKETS, ERRORS, METRICS, MetricSpec
+from .generated.protocol import DURATION_BUCKETS, METRICS, SLOTS_COUNT, MetricSpec
 
 CONTENT_TYPE = prometheus_client.CONTENT_TYPE_PLAIN_0_0_4
-DB_OPS: tuple[str, ...] = next(
-    m.label_values["op"] for m in METRICS if m.name == "points_db_errors_total"
-)
 
 
 class Metrics:
-    """The server's counters and gauges as plain numbers."""
+    """The value slots and the histogram; ``info`` fills the labels of "info" metrics."""
 
-    def __init__(self) -> None:
-        # Event loop thread only.
-        self.connections_total = 0
-        self.connections_active = 0
-        self.requests_total = 0
-        self.errors: dict[str, int] = dict.fromkeys(ERRORS, 0)
-        self.duration_counts: list[int] = [0] * (len(DURATION_BUCKETS) + 1)
+    def __init__(self, info: Mapping[str, str]) -> None:
+        self.value: list[int] = [0] * SLOTS_COUNT
+        self.duration_counts: list[int] = [0] * (len(DURATION_BUCKETS) + 1)  # last: +Inf
         self.duration_sum = 0.0
-        # Reader thread only.
-        self.db_reads_total = 0
-        self.db_up = 0
-        # Updater thread only.
-        self.updates_total = 0
-        self.update_lock_held = 0
-        # Any thread, under the lock.
+        self.info = dict(info)
         self._lock = threading.Lock()
-        self.db_errors: dict[str, int] = dict.fromkeys(DB_OPS, 0)
+
+    def add(self, slot: int, v: int = 1) -> None:
+        """slot: SLOT_<METRIC> (+ the series' index); from the slot's one writing thread."""
+        self.value[slot] += v
+
+    def add_shared(self, slot: int, v: int = 1) -> None:
+        """For a slot more than one thread writes."""
+        with self._lock:
+            self.value[slot] += v
+
+    def set(self, slot: int, v: int) -> None:
+        self.value[slot] = v
 
     def observe(self, seconds: float) -> None:
         """One request duration into the histogram (event loop thread)."""
         self.duration_counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
         self.duration_sum += seconds
 
-    def db_error(self, op: str) -> None:
-        with self._lock:
-            self.db_errors[op] += 1
-
 
 class MetricsCollector(Collector):
-    """Yields every family of protocol.METRICS, in order, with all label series."""
+    """Yields every family of METRICS, in order, with all its series."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.m = metrics
-        self._values: dict[str, Callable[[], float | dict[str, int]]] = {
-            "points_connections_total": lambda: metrics.connections_total,
-            "points_connections_active": lambda: metrics.connections_active,
-            "points_requests_total": lambda: metrics.requests_total,
-            "points_errors_total": lambda: dict(metrics.errors),
-            "points_db_reads_total": lambda: metrics.db_reads_total,
-            "points_db_errors_total": lambda: dict(metrics.db_errors),
-            "points_db_up": lambda: metrics.db_up,
-            "points_updates_total": lambda: metrics.updates_total,
-            "points_update_lock_held": lambda: metrics.update_lock_held,
-        }
 
     def collect(self) -> Iterator[Metric]:
         for spec in METRICS:
-            yield self._family(spec)
+            if spec.shape == "histogram":
+                yield self._histogram(spec)
+            elif spec.shape == "info":
+                family = GaugeMetricFamily(spec.name, spec.help, labels=list(spec.labels))
+                family.add_metric([self.m.info.get(label, "") for label in spec.labels], 1)
+                yield family
+            else:
+                yield self._values(spec)
 
-    def _family(self, spec: MetricSpec) -> Metric:
-        if spec.name == "points_request_duration_seconds":
-            return self._histogram(spec)
-        if spec.name == "points_build_info":
-            family = GaugeMetricFamily(spec.name, spec.help, labels=list(spec.labels))
-            family.add_metric([LANGUAGE, __version__], 1)
-            return family
+    def _values(self, spec: MetricSpec) -> Metric:
         family_type = CounterMetricFamily if spec.type == "counter" else GaugeMetricFamily
-        value = self._values[spec.name]()
         if not spec.labels:
-            return family_type(spec.name, spec.help, value=float(value))  # type: ignore[arg-type]
+            return family_type(spec.name, spec.help, value=float(self.m.value[spec.slot]))
         family = family_type(spec.name, spec.help, labels=list(spec.labels))
-        assert isinstance(value, dict)
-        for label, count in value.items():
-            family.add_metric([label], count)
+        for i, label in enumerate(spec.series):
+            family.add_metric([label], self.m.value[spec.slot + i])
         return family
 
     def _histogram(self, spec: MetricSpec) -> Metric:

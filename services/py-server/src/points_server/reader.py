@@ -20,11 +20,20 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
-from .config import Config
+from .config import ServerConfig
 from .db import Backoff, Session, connect, describe
+from .generated import log_events
+from .generated.protocol import (
+    DB_OPS,
+    REPLY_FORMAT,
+    SLOT_DB_ERRORS_TOTAL,
+    SLOT_DB_READS_TOTAL,
+    SLOT_DB_UP,
+    SQL_ENSURE_ROW,
+    SQL_SELECT_ROW,
+)
 from .logs import Logger
 from .metrics import Metrics
-from .protocol import REPLY_FORMAT, SQL_ENSURE_ROW, SQL_SELECT_ROW
 
 IDLE_PING_SECONDS = 1.0
 
@@ -56,7 +65,7 @@ def format_reply(user: str, points: object, last_update: object) -> bytes:
 class Reader(threading.Thread):
     """The reader thread: owns the read session, runs one read per :meth:`request_read`."""
 
-    def __init__(self, cfg: Config, log: Logger, metrics: Metrics,
+    def __init__(self, cfg: ServerConfig, log: Logger, metrics: Metrics,
                  deliver: Callable[[ReadResult], None]) -> None:
         super().__init__(name="points-reader", daemon=True)
         self.cfg = cfg
@@ -116,7 +125,7 @@ class Reader(threading.Thread):
         finally:
             with self._cv:
                 self._up = False
-            self.metrics.db_up = 0
+            self.metrics.set(SLOT_DB_UP, 0)
             if session is not None:
                 session.close()
 
@@ -128,19 +137,20 @@ class Reader(threading.Thread):
         except Exception as exc:  # the driver, the socket, or a torn packet
             if session is not None:
                 session.abort()
-            self.metrics.db_error("connect")
+            self.metrics.add_shared(SLOT_DB_ERRORS_TOTAL + DB_OPS.index("connect"))
             delay = self._backoff.next()
-            self.log.log("db_error", role="reader", op="connect", error=describe(exc),
+            log_events.db_error(self.log, role="reader", op="connect", error=describe(exc),
                          retry_in=delay)
             self._sleep(delay)
             return None
         if inserted == 1:
-            self.log.log("row_created")
+            log_events.row_created(self.log)
         self._backoff.reset()
-        self.log.log("db_connected", role="reader", host=self.cfg.db_host, port=self.cfg.db_port)
+        log_events.db_connected(self.log, role="reader", host=self.cfg.db_host,
+                                port=self.cfg.db_port)
         with self._cv:
             self._up = True
-        self.metrics.db_up = 1
+        self.metrics.set(SLOT_DB_UP, 1)
         return session
 
     def _down(self, exc: Exception, answer_in_flight: bool) -> None:
@@ -148,10 +158,10 @@ class Reader(threading.Thread):
         with self._cv:
             self._up = False
             pending, self._requested = self._requested, False
-        self.metrics.db_up = 0
-        self.metrics.db_error("read")
+        self.metrics.set(SLOT_DB_UP, 0)
+        self.metrics.add_shared(SLOT_DB_ERRORS_TOTAL + DB_OPS.index("read"))
         delay = self._backoff.next()
-        self.log.log("db_error", role="reader", op="read", error=describe(exc), retry_in=delay)
+        log_events.db_error(self.log, role="reader", op="read", error=describe(exc), retry_in=delay)
         if answer_in_flight or pending:
             self._post(UNAVAILABLE)
         self._sleep(delay)
@@ -160,12 +170,12 @@ class Reader(threading.Thread):
         started = time.monotonic()
         user = self.cfg.server_user
         rows = session.query(SQL_SELECT_ROW, (user,))
-        self.metrics.db_reads_total += 1
+        self.metrics.add(SLOT_DB_READS_TOTAL)
         if not rows:
             if session.change(SQL_ENSURE_ROW, (user,)) == 1:
-                self.log.log("row_created")
+                log_events.row_created(self.log)
             rows = session.query(SQL_SELECT_ROW, (user,))
-            self.metrics.db_reads_total += 1
+            self.metrics.add(SLOT_DB_READS_TOTAL)
             if not rows:
                 return ReadResult(b"", "row-missing", started)
         points, last_update = rows[0][0], rows[0][1]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from .protocol import COMMAND, MAX_LINE_BYTES
+from .generated.protocol import COMMAND, MAX_LINE_BYTES
 
 COMMAND_BYTES = COMMAND.encode("ascii")
 REQUEST_LINE = COMMAND_BYTES + b"\n"

@@ -18,10 +18,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .config import Config
+from .config import ServerConfig
+from .generated import log_events
+from .generated.protocol import (
+    ERROR_INDEX,
+    ERRORS,
+    SLOT_CONNECTIONS_ACTIVE,
+    SLOT_CONNECTIONS_TOTAL,
+    SLOT_ERRORS_TOTAL,
+    SLOT_REQUESTS_TOTAL,
+)
 from .logs import Logger
 from .metrics import Metrics
-from .protocol import ERRORS
 from .reader import Coalescer, ReadResult
 from .request import REQUEST_LINE, Verdict, scan, scan_eof
 
@@ -251,7 +259,7 @@ class Connection:
 class Server:
     """Accepts, tracks and answers connections; drives graceful shutdown."""
 
-    def __init__(self, cfg: Config, loop: asyncio.AbstractEventLoop, log: Logger,
+    def __init__(self, cfg: ServerConfig, loop: asyncio.AbstractEventLoop, log: Logger,
                  metrics: Metrics, coalescer: Coalescer) -> None:
         self.cfg = cfg
         self.loop = loop
@@ -335,8 +343,8 @@ class Server:
     def opened(self, conn: Connection) -> bool:
         """Count a new connection; False when it was answered server-busy instead."""
         m = self.metrics
-        m.connections_total += 1
-        m.connections_active += 1
+        m.add(SLOT_CONNECTIONS_TOTAL)
+        m.add(SLOT_CONNECTIONS_ACTIVE)
         self.active += 1
         if self.active > self.cfg.max_connections:
             self.fail(conn, "server-busy",
@@ -365,13 +373,13 @@ class Server:
               linger: bool = True) -> None:
         """Count and send one reply; every reply (errors included) goes into the histogram."""
         m = self.metrics
-        m.requests_total += 1
+        m.add(SLOT_REQUESTS_TOTAL)
         if outcome != "ok":
-            m.errors[outcome] += 1
+            m.add(SLOT_ERRORS_TOTAL + ERROR_INDEX[outcome])
         seconds = now - conn.started
         m.observe(seconds)
         if self._debug:
-            self.log.log("request", peer=conn.peer(), outcome=outcome,
+            log_events.request(self.log, peer=conn.peer(), outcome=outcome,
                          duration_ms=seconds * 1000)
         conn.send(data, linger)
 
@@ -380,7 +388,7 @@ class Server:
         self.reading.discard(conn)
         self.lingering.discard(conn)
         self.active -= 1
-        self.metrics.connections_active -= 1
+        self.metrics.add(SLOT_CONNECTIONS_ACTIVE, -1)
         if self.shutting_down and self.active == 0 and not self.finished.done():
             self.finished.set_result(None)
 
@@ -403,7 +411,7 @@ class Server:
         waiting = [w for w in self.coalescer.waiting()
                    if isinstance(w, Connection) and w.state == WAITING]
         in_flight = len(self.reading) + len(waiting)
-        self.log.log("shutdown_started", signal=signal_name, in_flight=in_flight)
+        log_events.shutdown_started(self.log, signal=signal_name, in_flight=in_flight)
         self._deadline = self.loop.call_later(self.cfg.shutdown_timeout, self._deadline_reached)
         self._close_listener()
         if self.active == 0 and not self.finished.done():

@@ -20,11 +20,14 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from .config import Config
+from .config import ServerConfig
 from .db import Backoff, Session, connect, describe
-from .logs import Logger
-from .metrics import Metrics
-from .protocol import (
+from .generated import log_events
+from .generated.protocol import (
+    DB_OPS,
+    SLOT_DB_ERRORS_TOTAL,
+    SLOT_UPDATE_LOCK_HELD,
+    SLOT_UPDATES_TOTAL,
     SQL_ENSURE_ROW,
     SQL_GET_LOCK,
     SQL_INCREMENT,
@@ -32,6 +35,8 @@ from .protocol import (
     SQL_SECONDS_SINCE_UPDATE,
     SQL_SELECT_ROW,
 )
+from .logs import Logger
+from .metrics import Metrics
 
 PING_SECONDS = 1.0  # while holding the lock, check the session at least this often
 WAIT_TIMEOUT_MIN = 5
@@ -66,7 +71,7 @@ class SessionFailed(Exception):
 
 
 class Updater(threading.Thread):
-    def __init__(self, cfg: Config, log: Logger, metrics: Metrics) -> None:
+    def __init__(self, cfg: ServerConfig, log: Logger, metrics: Metrics) -> None:
         super().__init__(name="points-updater", daemon=True)
         self.cfg = cfg
         self.log = log
@@ -103,9 +108,9 @@ class Updater(threading.Thread):
                 session.abort()
                 session = None
                 op = exc.op if isinstance(exc, SessionFailed) else "update"
-                self.metrics.db_error(op)
+                self.metrics.add_shared(SLOT_DB_ERRORS_TOTAL + DB_OPS.index(op))
                 delay = self._backoff.next()
-                self.log.log("db_error", role="updater", op=op, error=describe(exc),
+                log_events.db_error(self.log, role="updater", op=op, error=describe(exc),
                              retry_in=delay)
                 self._wait(delay)
             finally:
@@ -118,13 +123,14 @@ class Updater(threading.Thread):
         try:
             session = connect(self.cfg, wait_timeout=self.wait_timeout)  # this session only
         except Exception as exc:  # the driver, the socket, or a torn packet
-            self.metrics.db_error("connect")
+            self.metrics.add_shared(SLOT_DB_ERRORS_TOTAL + DB_OPS.index("connect"))
             delay = self._backoff.next()
-            self.log.log("db_error", role="updater", op="connect", error=describe(exc),
+            log_events.db_error(self.log, role="updater", op="connect", error=describe(exc),
                          retry_in=delay)
             self._wait(delay)
             return None
-        self.log.log("db_connected", role="updater", host=self.cfg.db_host, port=self.cfg.db_port)
+        log_events.db_connected(self.log, role="updater", host=self.cfg.db_host,
+                                port=self.cfg.db_port)
         return session
 
     def _serve(self, session: Session) -> None:
@@ -153,7 +159,7 @@ class Updater(threading.Thread):
         else:
             elapsed = max(0.0, float(rows[0][0]))
         first = max(0.0, self.interval - elapsed)
-        self.log.log("lock_acquired", lock=self.lock_name, first_update_in=first)
+        log_events.lock_acquired(self.log, lock=self.lock_name, first_update_in=first)
         t0 = time.monotonic() + first
         slot = 0
         while True:
@@ -163,13 +169,13 @@ class Updater(threading.Thread):
                 "update", lambda: session.change(SQL_INCREMENT, (self.user, self.lock_name))
             )
             if changed != 1:
-                self.log.log("lock_lost", lock=self.lock_name,
+                log_events.lock_lost(self.log, lock=self.lock_name,
                              error="the increment matched no row: lock not held")
                 return
-            self.metrics.updates_total += 1
+            self.metrics.add(SLOT_UPDATES_TOTAL)
             rows = self._call("update", lambda: session.query(SQL_SELECT_ROW, (self.user,)))
             if rows:
-                self.log.log("updated", points=int(rows[0][0]))
+                log_events.updated(self.log, points=int(rows[0][0]))
             # Next slot strictly in the future: a missed slot is skipped, never made up.
             elapsed_slots = (time.monotonic() - t0) / self.interval
             slot = max(slot + 1, math.floor(elapsed_slots) + 1)
@@ -187,7 +193,7 @@ class Updater(threading.Thread):
 
     def _ensure_row(self, session: Session) -> None:
         if self._call("update", lambda: session.change(SQL_ENSURE_ROW, (self.user,))) == 1:
-            self.log.log("row_created")
+            log_events.row_created(self.log)
 
     def _release(self, session: Session) -> None:
         """Release the lock (a no-op when this session does not hold it)."""
@@ -196,7 +202,7 @@ class Updater(threading.Thread):
         self._set_held(False)
 
     def _set_held(self, held: bool) -> None:
-        self.metrics.update_lock_held = 1 if held else 0
+        self.metrics.set(SLOT_UPDATE_LOCK_HELD, 1 if held else 0)
 
     @staticmethod
     def _call(op: str, fn: Callable[[], T]) -> T:

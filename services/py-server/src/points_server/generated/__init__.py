@@ -1,0 +1,1 @@
+"""Generated from protocol/protocol.toml by `make render`. Do not edit."""
