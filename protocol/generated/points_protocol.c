@@ -4,6 +4,14 @@
 
 #include <stddef.h>
 
+const char *const pts_conn_state_name[PTS_CONN_STATES_COUNT] = {
+    "reading",
+    "waiting",
+    "writing",
+    "linger",
+    "closed",
+};
+
 const char *const pts_error_code[PTS_ERR_COUNT] = {
     "unknown-command",
     "line-too-long",

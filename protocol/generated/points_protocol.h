@@ -14,6 +14,23 @@
 /* A reply line without its newline, as an anchored POSIX extended regular expression. */
 #define PTS_REPLY_ERE "^User: ([^\001-\037\177,]{1,50}), Points: (-?[0-9]{1,20}), Last Update: ([0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})$"
 
+/* A client connection (protocol.toml [connection]): its states, in order, and the numbers of
+ * its life cycle. */
+enum pts_conn_state {
+    PTS_CONN_READING,
+    PTS_CONN_WAITING,
+    PTS_CONN_WRITING,
+    PTS_CONN_LINGER,
+    PTS_CONN_CLOSED,
+    PTS_CONN_STATES_COUNT
+};
+extern const char *const pts_conn_state_name[PTS_CONN_STATES_COUNT];
+#define PTS_CONN_LINGER_SECONDS 2.0
+#define PTS_CONN_ACCEPT_BATCH 256
+#define PTS_CONN_ACCEPT_PAUSE_SECONDS 0.1
+#define PTS_CONN_BUSY_EXTRA 64
+#define PTS_CONN_SHUTDOWN_LINGER_SECONDS 0.5
+
 /* Error replies: pts_error_line[e] is the whole line, newline included. */
 enum pts_error {
     PTS_ERR_UNKNOWN_COMMAND,

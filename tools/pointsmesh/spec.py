@@ -126,6 +126,7 @@ class Protocol:
     metrics: tuple[Metric, ...]
     log_common_fields: tuple[str, ...]
     log_events: tuple[LogEvent, ...]
+    connection: dict[str, Any] = field(default_factory=dict)
 
     def error(self, code: str) -> ErrorSpec:
         for e in self.errors:
@@ -222,6 +223,8 @@ def load_protocol(path: Path = PROTOCOL_FILE) -> Protocol:
         duration_buckets=tuple(float(b) for b in data["metrics"]["duration_buckets"]),
         metrics=tuple(metrics),
         log_common_fields=tuple(data["log"]["common_fields"]),
+        connection={k: tuple(v) if isinstance(v, list) else v
+                    for k, v in data["connection"].items()},
         log_events=tuple(
             LogEvent(e["name"], e["level"], tuple(e["fields"]),
                      tuple(field_types.get(f, "?") for f in e["fields"]))

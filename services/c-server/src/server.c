@@ -16,21 +16,21 @@
 #include "net.h"
 #include "parser.h"
 
-#define LINGER_NS (2 * NS_PER_SEC)
-#define ACCEPT_PAUSE_NS (100 * NS_PER_MS)
-#define ACCEPT_BATCH 256
-#define BUSY_EXTRA 64     /* busy connections that may linger beyond MAX_CONNECTIONS */
+/* The connection's numbers (protocol.toml [connection]; the Python server uses the same). */
+#define LINGER_NS ((int64_t)(PTS_CONN_LINGER_SECONDS * NS_PER_SEC))
+#define ACCEPT_PAUSE_NS ((int64_t)(PTS_CONN_ACCEPT_PAUSE_SECONDS * NS_PER_SEC))
+#define SHUTDOWN_LINGER_NS ((int64_t)(PTS_CONN_SHUTDOWN_LINGER_SECONDS * NS_PER_SEC))
+#define ACCEPT_BATCH PTS_CONN_ACCEPT_BATCH
+#define BUSY_EXTRA PTS_CONN_BUSY_EXTRA
 #define FREE_CACHE 1024   /* connection structs kept for reuse */
 #define LINGER_READS 32   /* reads of 64 KiB per linger turn before yielding */
 #define MAX_EVENTS 256
 
 enum { EVK_LISTEN = 1, EVK_SIGNAL, EVK_READER, EVK_CONN };
-enum conn_state { CS_READING, CS_WAITING, CS_WRITING, CS_LINGER };
-
 struct conn {
     struct ev_tag tag; /* first: epoll data points here */
     int fd;
-    enum conn_state state;
+    enum pts_conn_state state; /* changed by conn_set_state only */
     int outcome;            /* -1: reply; else enum pts_error */
     size_t len;
     int64_t deadline;       /* idle deadline (READING) or linger deadline (WRITING, LINGER) */
@@ -52,6 +52,13 @@ static struct conn *link_conn(struct dlist *l) { return container_of(l, struct c
 static struct conn *glink_conn(struct dlist *l) { return container_of(l, struct conn, glink); }
 
 static void resume_accept(struct server *s);
+static void release_list(struct server *s, struct dlist *l);
+
+/* The one place a connection changes state (its name: pts_conn_state_name). */
+static void conn_set_state(struct conn *c, enum pts_conn_state state)
+{
+    c->state = state;
+}
 static void conn_send(struct server *s, struct conn *c, const char *data, size_t len, int outcome);
 
 /* ---- connection life ------------------------------------------------------------------ */
@@ -70,7 +77,7 @@ static struct conn *conn_alloc(struct server *s)
     }
     c->tag.kind = EVK_CONN;
     c->fd = -1;
-    c->state = CS_READING;
+    conn_set_state(c, PTS_CONN_READING);
     c->outcome = -1;
     c->len = 0;
     c->deadline = c->grace_deadline = c->t_req = 0;
@@ -98,7 +105,8 @@ static void conn_release(struct server *s, struct conn *c)
     if (close(c->fd) < 0 && errno != EINTR) {
         /* EBADF would be a bug; nothing else can be done about EIO on a socket. */
     }
-    c->fd = -1; /* marks it closed: later events of this turn for it are ignored */
+    c->fd = -1;
+    conn_set_state(c, PTS_CONN_CLOSED); /* later events of this turn for it are ignored */
     s->nconns--;
     metrics_add(s->m, PTS_S_CONNECTIONS_ACTIVE, -1);
     dlist_push_back(&s->dead, &c->link);
@@ -170,7 +178,7 @@ static void conn_flush(struct server *s, struct conn *c)
         conn_release(s, c);
         return;
     }
-    c->state = CS_LINGER;
+    conn_set_state(c, PTS_CONN_LINGER);
     c->deadline = now + LINGER_NS;
     dlist_push_back(&s->linger, &c->link);
     linger_drain(s, c);
@@ -180,7 +188,7 @@ static void conn_send(struct server *s, struct conn *c, const char *data, size_t
 {
     dlist_remove(&c->link);
     dlist_remove(&c->glink);
-    c->state = CS_WRITING;
+    conn_set_state(c, PTS_CONN_WRITING);
     c->outcome = outcome;
     c->out = data;
     c->out_len = len;
@@ -190,7 +198,7 @@ static void conn_send(struct server *s, struct conn *c, const char *data, size_t
 
 static void conn_error(struct server *s, struct conn *c, enum pts_error e)
 {
-    if (c->state == CS_READING)
+    if (c->state == PTS_CONN_READING)
         c->t_req = mono_ns();
     conn_send(s, c, pts_error_line[e], strlen(pts_error_line[e]), (int)e);
 }
@@ -224,7 +232,7 @@ static void request_ready(struct server *s, struct conn *c)
         conn_error(s, c, PTS_ERR_DB_UNAVAILABLE);
         return;
     }
-    c->state = CS_WAITING;
+    conn_set_state(c, PTS_CONN_WAITING);
     dlist_push_back(&s->pending, &c->link);
     start_read(s);
 }
@@ -308,20 +316,21 @@ static void conn_read(struct server *s, struct conn *c)
 static void on_conn_event(struct server *s, struct conn *c, uint32_t events)
 {
     const uint32_t input = EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP;
-    if (c->fd < 0)
-        return; /* closed earlier in this turn (e.g. answered by a finished read) */
     switch (c->state) {
-    case CS_READING:
+    case PTS_CONN_CLOSED: /* closed earlier in this turn (e.g. answered by a finished read) */
+    case PTS_CONN_STATES_COUNT:
+        break;
+    case PTS_CONN_READING:
         if (events & input) /* not the bare "writable" edge that follows every accept */
             conn_read(s, c);
         break;
-    case CS_WAITING:
+    case PTS_CONN_WAITING:
         break; /* the reply comes from the read; EOF and errors show up when writing */
-    case CS_WRITING:
+    case PTS_CONN_WRITING:
         if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
             conn_flush(s, c);
         break;
-    case CS_LINGER:
+    case PTS_CONN_LINGER:
         if (events & input)
             linger_drain(s, c);
         break;
@@ -432,9 +441,10 @@ static void begin_shutdown(struct server *s, int signo)
     s->stop_deadline = now + secs_to_ns(s->cfg->shutdown_timeout);
 }
 
-static void force_stop(struct server *s)
+static void force_stop(struct server *s, int64_t now)
 {
     s->stop_forced = 1;
+    s->drain_deadline = now + SHUTDOWN_LINGER_NS;
     while (!dlist_empty(&s->idle))
         conn_error(s, link_conn(s->idle.next), PTS_ERR_SHUTTING_DOWN);
     while (!dlist_empty(&s->pending))
@@ -482,7 +492,9 @@ static void run_timers(struct server *s, int64_t now)
     if (s->accept_paused && now >= s->accept_resume)
         resume_accept(s);
     if (s->stopping && !s->stop_forced && now >= s->stop_deadline)
-        force_stop(s);
+        force_stop(s, now);
+    if (s->stop_forced && now >= s->drain_deadline) /* the last lingering ones: close */
+        release_list(s, &s->linger);
 }
 
 static void run_again(struct server *s)
@@ -524,6 +536,8 @@ static int next_timeout(struct server *s, int64_t now)
         next = min64(next, s->accept_resume);
     if (s->stopping && !s->stop_forced)
         next = min64(next, s->stop_deadline);
+    if (s->stop_forced && !dlist_empty(&s->linger))
+        next = min64(next, s->drain_deadline);
     return ms_until(next, now, 1000);
 }
 

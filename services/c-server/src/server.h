@@ -1,6 +1,7 @@
 /* The points protocol server: one epoll loop for every client connection.
  *
- * Per connection: READING -> WAITING (for a coalesced read) -> WRITING -> LINGER -> closed.
+ * Per connection (enum pts_conn_state, protocol.toml [connection]): READING -> WAITING (for a
+ * coalesced read) -> WRITING -> LINGER -> CLOSED, changed by conn_set_state only.
  * Timers are three FIFO lists, each ordered by construction because every entry of a list
  * gets the same duration: idle (from accept), grace (from the last byte), linger (from the
  * reply). Signals arrive through a signalfd; read results through the reader's eventfd. */
@@ -36,7 +37,7 @@ struct server {
     int accept_paused;
     int64_t accept_resume;
     int stopping, stop_forced;
-    int64_t stop_deadline;
+    int64_t stop_deadline, drain_deadline;
     int64_t idle_ns, grace_ns, staleness_ns;
     int have_cache;
     struct read_result cache;

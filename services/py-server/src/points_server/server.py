@@ -21,6 +21,16 @@ from typing import Any
 from .config import ServerConfig
 from .generated import log_events
 from .generated.protocol import (
+    CONN_ACCEPT_BATCH,
+    CONN_ACCEPT_PAUSE_SECONDS,
+    CONN_BUSY_EXTRA,
+    CONN_CLOSED,
+    CONN_LINGER,
+    CONN_LINGER_SECONDS,
+    CONN_READING,
+    CONN_SHUTDOWN_LINGER_SECONDS,
+    CONN_WAITING,
+    CONN_WRITING,
     ERROR_INDEX,
     ERRORS,
     SLOT_CONNECTIONS_ACTIVE,
@@ -33,14 +43,10 @@ from .metrics import Metrics
 from .reader import Coalescer, ReadResult
 from .request import REQUEST_LINE, Verdict, scan, scan_eof
 
-LINGER_SECONDS = 2.0  # after the reply: discard input until the peer closes, at most this long
-ACCEPT_BATCH = 256  # connections accepted per readiness event
-ACCEPT_RETRY_SECONDS = 0.05  # pause after EMFILE & co. before accepting again
-DRAIN_AFTER_DEADLINE = 0.5  # linger allowed after the shutdown deadline's error lines
-BUSY_EXTRA = 64  # server-busy connections that may linger beyond MAX_CONNECTIONS; more are
-# answered and closed at once, so a connection flood cannot pile up lingering sockets
-
-READING, WAITING, LINGER, CLOSING, CLOSED = range(5)
+# The connection's states and numbers come from protocol.toml [connection] (the C server uses
+# the same): READING -> WAITING -> WRITING -> LINGER -> CLOSED, changed by set_state only.
+READING, WAITING, WRITING, LINGER, CLOSED = (
+    CONN_READING, CONN_WAITING, CONN_WRITING, CONN_LINGER, CONN_CLOSED)
 RECV_BYTES = 65536
 _ERROR_LINES: dict[str, bytes] = {code: spec.line for code, spec in ERRORS.items()}
 
@@ -88,7 +94,8 @@ class DeadlineQueue:
 
 class Connection:
     """One client on a raw non-blocking socket watched with ``loop.add_reader``:
-    READING -> WAITING -> LINGER -> CLOSED (or READING -> error -> LINGER).
+    READING -> WAITING -> WRITING -> LINGER -> CLOSED (or READING -> WRITING an error line),
+    changed by :meth:`set_state` only (C: conn_set_state).
 
     No asyncio transport: the reply is one short line written with one ``send`` into an empty
     socket buffer, so the transport machinery (name lookups, TCP_NODELAY, several callbacks per
@@ -96,8 +103,8 @@ class Connection:
     ``add_writer``.
     """
 
-    __slots__ = ("address", "buf", "eof", "fd", "grace", "out", "sock", "srv", "started",
-                 "state", "watching", "writing")
+    __slots__ = ("address", "buf", "eof", "fd", "grace", "linger", "out", "sock", "srv",
+                 "started", "state", "watching", "writing")
 
     def __init__(self, srv: Server, sock: socket.socket, address: Any) -> None:
         self.srv = srv
@@ -106,6 +113,7 @@ class Connection:
         self.address = address
         self.buf = b""
         self.state = READING
+        self.linger = True  # WRITING: linger after the reply (else close at once)
         self.eof = False
         self.started = 0.0  # when the request was complete (or its error decided)
         self.grace: asyncio.TimerHandle | None = None
@@ -132,7 +140,7 @@ class Connection:
             self._on_data(data)
             if self.state in (READING, WAITING):
                 self._watch()  # more of the line, or the peer's EOF while waiting
-        # WAITING: bytes after the request are ignored; LINGER: discarded.
+        # WAITING: bytes after the request are ignored; WRITING, LINGER: discarded.
 
     def _on_data(self, data: bytes) -> None:
         if self.buf:
@@ -166,6 +174,7 @@ class Connection:
                 self.srv.fail(self, verdict.value)
         elif self.state == LINGER:
             self.close()
+        # WRITING: the socket is closed once the reply is out.
         # WAITING: the reply is written when the read finishes, then the socket is closed.
 
     def _watch(self) -> None:
@@ -190,7 +199,8 @@ class Connection:
     def send(self, data: bytes, linger: bool = True) -> None:
         """Write the one reply, then FIN and linger (or close when the peer already left)."""
         self.cancel_grace()
-        self.state = LINGER if linger else CLOSING
+        self.set_state(WRITING)
+        self.linger = linger
         self.out = data
         self._flush()
 
@@ -212,7 +222,7 @@ class Connection:
         if self.writing:
             self.srv.loop.remove_writer(self.fd)
             self.writing = False
-        if self.eof or self.state == CLOSING:
+        if self.eof or not self.linger:
             self.close()
             return
         try:
@@ -222,6 +232,7 @@ class Connection:
             return
         # Linger: read and discard until the peer closes, so unread input cannot turn the
         # close into a reset that destroys the reply in flight.
+        self.set_state(LINGER)
         self.srv.lingering.discard(self)
         self.srv.lingering.add(self, self.srv.loop.time())
         self._watch()
@@ -244,9 +255,13 @@ class Connection:
         if self.writing:
             self.srv.loop.remove_writer(self.fd)
             self.writing = False
-        self.state = CLOSED
+        self.set_state(CLOSED)
         self.sock.close()
         self.srv.closed(self)
+
+    def set_state(self, state: int) -> None:
+        """The one place a connection changes state (its name: CONN_STATE_NAMES[state])."""
+        self.state = state
 
     def peer(self) -> str:
         name = self.address
@@ -268,11 +283,12 @@ class Server:
         self.coalescer = coalescer
         self.active = 0
         self.reading = DeadlineQueue(loop, cfg.idle_timeout, self._idle)
-        self.lingering = DeadlineQueue(loop, LINGER_SECONDS, self._linger_over)
+        self.lingering = DeadlineQueue(loop, CONN_LINGER_SECONDS, self._linger_over)
         self.shutting_down = False
         self.finished: asyncio.Future[None] = loop.create_future()
         self._listener: socket.socket | None = None
         self._accept_paused = False
+        self._accept_timer: asyncio.TimerHandle | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._debug = log.enabled("request")
 
@@ -302,7 +318,7 @@ class Server:
         sock = self._listener
         if sock is None:
             return
-        for _ in range(ACCEPT_BATCH):
+        for _ in range(CONN_ACCEPT_BATCH):
             try:
                 client, address = sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -324,10 +340,17 @@ class Server:
             return
         self._accept_paused = True
         self.loop.remove_reader(self._listener.fileno())
-        self.loop.call_later(ACCEPT_RETRY_SECONDS, self._resume_accepting)
+        self._accept_timer = self.loop.call_later(CONN_ACCEPT_PAUSE_SECONDS,
+                                                  self._resume_accepting)
 
     def _resume_accepting(self) -> None:
+        """After the pause, or as soon as a connection closes (a descriptor is free again)."""
+        if not self._accept_paused:
+            return
         self._accept_paused = False
+        if self._accept_timer is not None:
+            self._accept_timer.cancel()
+            self._accept_timer = None
         if self._listener is not None:
             self.loop.add_reader(self._listener.fileno(), self._accept)
 
@@ -348,14 +371,14 @@ class Server:
         self.active += 1
         if self.active > self.cfg.max_connections:
             self.fail(conn, "server-busy",
-                      linger=self.active <= self.cfg.max_connections + BUSY_EXTRA)
+                      linger=self.active <= self.cfg.max_connections + CONN_BUSY_EXTRA)
             return False
         self.reading.add(conn, self.loop.time())
         return True
 
     def request(self, conn: Connection) -> None:
         """conn holds a complete, valid request: wait for a read."""
-        conn.state = WAITING
+        conn.set_state(WAITING)
         conn.cancel_grace()
         self.reading.discard(conn)
         now = time.monotonic()
@@ -389,6 +412,8 @@ class Server:
         self.lingering.discard(conn)
         self.active -= 1
         self.metrics.add(SLOT_CONNECTIONS_ACTIVE, -1)
+        if self._accept_paused:
+            self._resume_accepting()
         if self.shutting_down and self.active == 0 and not self.finished.done():
             self.finished.set_result(None)
 
@@ -397,7 +422,7 @@ class Server:
             self.fail(conn, "idle-timeout")
 
     def _linger_over(self, conn: Connection) -> None:
-        if conn.state in (LINGER, CLOSING):
+        if conn.state in (WRITING, LINGER):
             conn.close()
 
     # -- shutdown (design.md section 7) ----------------------------------------------------
@@ -427,7 +452,7 @@ class Server:
             if isinstance(waiter, Connection) and waiter.state == WAITING:
                 self.reply(waiter, _ERROR_LINES["shutting-down"], "shutting-down",
                            time.monotonic())
-        self.loop.call_later(DRAIN_AFTER_DEADLINE, self._abort_all)
+        self.loop.call_later(CONN_SHUTDOWN_LINGER_SECONDS, self._abort_all)
 
     def _abort_all(self) -> None:
         for conn in list(self.lingering.items):
