@@ -41,6 +41,7 @@ check-render:
 # One line per linter.
 lint: check-render
 	$(PYTHON) -m ruff check --output-format concise .
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pointsmesh.lint_shell
 
 test: build lint

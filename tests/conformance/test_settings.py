@@ -221,7 +221,8 @@ def test_the_password_file_is_read_alike(tmp_path):
     assert c_status == py_status == 0
     assert _printed(c_out) == _printed(py_out)
     assert _printed(c_out)["DB_PASS"] == "(hidden)"
-    assert server_config.load([], env)[1].db_pass == "s3cret"  # type: ignore[union-attr]
+    loaded = server_config.load([], env)[1]
+    assert loaded is not None and loaded.db_pass == "s3cret"
     env["DB_PASS_FILE"] = str(bad)
     want = (f"DB_PASS_FILE: '{bad}' does not hold a valid DB_PASS (expected at most 255 bytes "
             "of text)")

@@ -113,7 +113,7 @@ def fleet(target: k8s.Target, kube: k8s.Kube, values: dict[str, Any],
     vals = k8s.merge_values(values, {"servers": {"replicas": 2, "tolerations": loss}})
     sp = Space(kube, unique("e2e-nodes"))
     vfile = k8s.write_values(vals, tmp_path_factory.mktemp("values") / "values.yaml")
-    sp.values_file = str(vfile)  # type: ignore[attr-defined]
+    sp.values_file = str(vfile)
     nodes = Nodes(kube)
     kube.kubectl("create", "namespace", sp.ns)
     try:
@@ -304,7 +304,7 @@ def test_returned_worker_runs_clients_that_reach_servers_on_another_node(
     assert victim not in servers_on, servers_on
     pin = tmp_path / "clients-on-victim.yaml"
     pin.write_text(json.dumps({"clients": {"nodeSelector": {"kubernetes.io/hostname": victim}}}))
-    sp.helm("upgrade", RELEASE, CHART, "-f", sp.values_file, "-f", str(pin),  # type: ignore[attr-defined]
+    sp.helm("upgrade", RELEASE, CHART, "-f", sp.values_file, "-f", str(pin),
             "--wait", "--timeout", "10m")
     for m in ROSTER:
         job = f"client-{m.name}"

@@ -47,7 +47,7 @@ def space(kube: k8s.Kube, values: dict[str, Any],
     post-install hooks, are done); removed with its namespace at the end."""
     sp = Space(kube, unique("e2e-points"))
     vfile = k8s.write_values(values, tmp_path_factory.mktemp("values") / "values.yaml")
-    sp.values_file = str(vfile)  # type: ignore[attr-defined]
+    sp.values_file = str(vfile)
     kube.kubectl("create", "namespace", sp.ns)
     t0 = time.monotonic()
     sp.helm("install", RELEASE, CHART, "-f", str(vfile), "--wait", "--timeout", "10m")
@@ -60,7 +60,7 @@ def space(kube: k8s.Kube, values: dict[str, Any],
 
 
 def _upgrade(sp: Space, *sets: str) -> str:
-    args = ["upgrade", RELEASE, CHART, "-f", sp.values_file]  # type: ignore[attr-defined]
+    args = ["upgrade", RELEASE, CHART, "-f", sp.values_file]
     for s in sets:
         args += ["--set", s]
     return sp.helm(*args, "--wait", "--timeout", "10m")
@@ -279,7 +279,7 @@ def test_bad_value_is_refused(space: Space, bad: dict[str, Any], message: str,
     """A bad value is refused by values.schema.json, naming the key; the release stays."""
     revision = _revision(space)
     bad_file = k8s.write_values(bad, tmp_path / "bad.yaml")
-    out = space.helm("upgrade", RELEASE, CHART, "-f", space.values_file,  # type: ignore[attr-defined]
+    out = space.helm("upgrade", RELEASE, CHART, "-f", space.values_file,
                      "-f", str(bad_file), check=False)
     assert "values don't meet the specifications of the schema" in out, out
     assert message in out, out
@@ -420,7 +420,7 @@ def test_uninstall_leaves_no_workload_and_a_reinstall_finds_the_data(space: Spac
     kept = space.get("persistentvolumeclaims,secrets", "-l", sel)["items"]
     assert sorted(o["kind"] for o in kept) == ["PersistentVolumeClaim", "Secret"], kept
     t0 = time.monotonic()
-    space.helm("install", RELEASE, CHART, "-f", space.values_file,  # type: ignore[attr-defined]
+    space.helm("install", RELEASE, CHART, "-f", space.values_file,
                "--wait", "--timeout", "10m")
     MEASURE["reinstall on the kept data -> client Jobs complete (s)"] = time.monotonic() - t0
     assert space.get(f"secret/{DB}")["data"] == secret

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,24 @@ def test_shellcheck_is_installed_and_fails_on_a_bad_script(tmp_path: Path) -> No
     )
     assert result.returncode != 0
     assert "SC2086" in result.stdout
+
+
+def test_make_lint_runs_the_type_checker_over_every_python_tree() -> None:
+    assert "$(PYTHON) -m mypy" in lint_recipe()
+
+
+    files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["files"]
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    unchecked = [p for p in tracked if not any(p.startswith(f.rstrip("/") + "/") for f in files)]
+    assert unchecked == [], "Python files outside [tool.mypy] files"
+
+
+def test_the_type_checker_fails_on_a_type_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(x: int) -> str:\n    return x\n")
+    result = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental",
+                             "--config-file", "/dev/null", str(bad)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert 'Incompatible return value type (got "int", expected "str")' in result.stdout

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from points_server.logs import Logger
+from points_server.log import Logger
 from pointsmesh import ROOT
 
 SERVER = ROOT / "services/c-server"

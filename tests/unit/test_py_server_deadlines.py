@@ -12,12 +12,13 @@ def test_entries_expire_in_order_after_their_duration() -> None:
         loop = asyncio.get_running_loop()
         expired: list[tuple[str, float]] = []
         start = loop.time()
-        queue = DeadlineQueue(loop, 0.05, lambda c: expired.append((c, loop.time() - start)))
-        queue.add("a", loop.time())  # type: ignore[arg-type]
+        queue: DeadlineQueue[str] = DeadlineQueue(
+            loop, 0.05, lambda c: expired.append((c, loop.time() - start)))
+        queue.add("a", loop.time())
         await asyncio.sleep(0.02)
-        queue.add("b", loop.time())  # type: ignore[arg-type]
-        queue.add("gone", loop.time())  # type: ignore[arg-type]
-        queue.discard("gone")  # type: ignore[arg-type]
+        queue.add("b", loop.time())
+        queue.add("gone", loop.time())
+        queue.discard("gone")
         await asyncio.sleep(0.15)
         assert len(queue) == 0
         queue.close()
@@ -34,10 +35,10 @@ def test_discarded_front_entry_does_not_expire_the_next_early() -> None:
         loop = asyncio.get_running_loop()
         expired: list[str] = []
         queue = DeadlineQueue(loop, 0.1, expired.append)
-        queue.add("first", loop.time())  # type: ignore[arg-type]
+        queue.add("first", loop.time())
         await asyncio.sleep(0.06)
-        queue.add("second", loop.time())  # type: ignore[arg-type]
-        queue.discard("first")  # type: ignore[arg-type]
+        queue.add("second", loop.time())
+        queue.discard("first")
         await asyncio.sleep(0.07)  # first's deadline passed; second's (0.16) not yet
         early = list(expired)
         await asyncio.sleep(0.1)

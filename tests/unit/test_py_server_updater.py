@@ -10,11 +10,17 @@ from typing import Any
 import pytest
 
 from points_server import db, reader, updater
-from points_server.config import load
+from points_server.config import ServerConfig, load
 from points_server.generated.protocol import SQL_SET_TIME_ZONE, SQL_SET_WAIT_TIMEOUT
-from points_server.logs import Logger
+from points_server.log import Logger
 from points_server.metrics import Metrics
 from points_server.updater import Updater, updater_wait_timeout
+
+
+def server_config(env: dict[str, str]) -> ServerConfig:
+    _, cfg = load([], env)
+    assert cfg is not None
+    return cfg
 
 
 # The same table as the C unit test (services/c-server/tests/updater.c).
@@ -59,7 +65,7 @@ def fake_driver(monkeypatch: pytest.MonkeyPatch) -> list[FakeConnection]:
 
 
 def test_connect_sets_the_wait_timeout_right_after_the_time_zone(fake_driver) -> None:
-    cfg = load([], {"DB_TIMEZONE": "+01:00"})[1]
+    cfg = server_config({"DB_TIMEZONE": "+01:00"})
     db.connect(cfg, wait_timeout=7)
     assert fake_driver[0].statements == [(SQL_SET_TIME_ZONE, ("+01:00",)),
                                          (SQL_SET_WAIT_TIMEOUT, (7,))]
@@ -82,7 +88,7 @@ def test_only_the_updater_session_gets_the_wait_timeout(monkeypatch) -> None:
 
     monkeypatch.setattr(updater, "connect", recording("updater"))
     monkeypatch.setattr(reader, "connect", recording("reader"))
-    cfg = load([], {"UPDATE_INTERVAL": "4"})[1]
+    cfg = server_config({"UPDATE_INTERVAL": "4"})
     log = Logger("python_user", stream=io.StringIO())
     metrics = Metrics({})
     assert Updater(cfg, log, metrics)._connect() is not None

@@ -19,8 +19,8 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import BinaryIO
 from pathlib import Path
+from typing import BinaryIO
 
 from . import ROOT
 from .devdb import free_port, terminate

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -167,5 +168,5 @@ def chart_targets() -> dict[Path, Callable[[], str]]:
         chart_path: chart, values_path: values, readme_path: readme
     }
     for name in SQL_COPIES:
-        out[CHART / "files" / "sql" / name] = lambda name=name: sql_copy(name)
+        out[CHART / "files" / "sql" / name] = partial(sql_copy, name)
     return out

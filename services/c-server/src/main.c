@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "http.h"
+#include "health.h"
 #include "generated/log_events.h"
 #include "log.h"
 #include "metrics.h"
@@ -28,7 +28,7 @@ struct app {
     struct metrics m;
     struct reader rd;
     struct updater upd;
-    struct http_server http;
+    struct health_server health;
     struct server srv;
 };
 
@@ -109,13 +109,13 @@ int main(int argc, char **argv)
         fatal(a, err);
         goto out_lib;
     }
-    if (http_start(&a->http, &a->cfg, &a->m, err, sizeof err) != 0) {
+    if (health_start(&a->health, &a->cfg, &a->m, err, sizeof err) != 0) {
         fatal(a, err);
         goto out_srv;
     }
     if (reader_start(&a->rd, &a->cfg, &a->log, &a->m, err, sizeof err) != 0) {
         fatal(a, err);
-        goto out_http;
+        goto out_health;
     }
     if (server_attach_reader(&a->srv, err, sizeof err) != 0
         || updater_start(&a->upd, &a->cfg, &a->log, &a->m, err, sizeof err) != 0) {
@@ -132,8 +132,8 @@ int main(int argc, char **argv)
     updater_stop(&a->upd); /* releases the lock */
 out_reader:
     reader_stop(&a->rd);
-out_http:
-    http_stop(&a->http);
+out_health:
+    health_stop(&a->health);
 out_srv:
     server_destroy(&a->srv);
 out_lib:

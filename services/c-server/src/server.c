@@ -14,7 +14,7 @@
 
 #include "generated/log_events.h"
 #include "net.h"
-#include "parser.h"
+#include "request.h"
 
 /* The connection's numbers (protocol.toml [connection]; the Python server uses the same). */
 #define LINGER_NS ((int64_t)(PTS_CONN_LINGER_SECONDS * NS_PER_SEC))
@@ -45,7 +45,7 @@ struct conn {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } peer;
-    char buf[REQ_BUF_CAP];
+    char buf[REQUEST_BUF_CAP];
 };
 
 static struct conn *link_conn(struct dlist *l) { return container_of(l, struct conn, link); }
@@ -271,13 +271,13 @@ static void on_read_done(struct server *s)
 static void conn_read(struct server *s, struct conn *c)
 {
     for (;;) {
-        ssize_t n = recv(c->fd, c->buf + c->len, REQ_BUF_CAP - c->len, MSG_DONTWAIT);
-        enum req_result r;
+        ssize_t n = recv(c->fd, c->buf + c->len, REQUEST_BUF_CAP - c->len, MSG_DONTWAIT);
+        enum verdict r;
         if (n > 0) {
             c->len += (size_t)n;
-            r = req_parse(c->buf, c->len);
+            r = request_scan(c->buf, c->len);
         } else if (n == 0) {
-            r = req_parse_eof(c->buf, c->len);
+            r = request_scan_eof(c->buf, c->len);
         } else if (errno == EINTR) {
             continue;
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -287,28 +287,28 @@ static void conn_read(struct server *s, struct conn *c)
             return;
         }
         switch (r) {
-        case REQ_OK:
+        case VERDICT_REQUEST:
             request_ready(s, c);
             return;
-        case REQ_UNKNOWN:
+        case VERDICT_UNKNOWN:
             conn_error(s, c, PTS_ERR_UNKNOWN_COMMAND);
             return;
-        case REQ_TOO_LONG:
+        case VERDICT_TOO_LONG:
             conn_error(s, c, PTS_ERR_LINE_TOO_LONG);
             return;
-        case REQ_EMPTY:
+        case VERDICT_EMPTY:
             conn_release(s, c); /* connect then close: nothing to answer */
             return;
-        case REQ_CANDIDATE:
+        case VERDICT_GRACE:
             dlist_remove(&c->glink);
             c->grace_deadline = mono_ns() + s->grace_ns;
             dlist_push_back(&s->grace, &c->glink);
             break;
-        case REQ_NEED_MORE:
+        case VERDICT_MORE:
             dlist_remove(&c->glink);
             break;
         }
-        if (c->len >= REQ_BUF_CAP) /* cannot happen: a full buffer always decides */
+        if (c->len >= REQUEST_BUF_CAP) /* cannot happen: a full buffer always decides */
             return;
     }
 }

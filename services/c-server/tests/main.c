@@ -10,8 +10,8 @@ int main(void)
         const char *name;
         void (*fn)(struct unit *);
     } groups[] = {
-        {"parser", test_parser}, {"config", test_config}, {"metrics", test_metrics},
-        {"log", test_log},       {"http", test_http},     {"util", test_util},
+        {"request", test_request}, {"config", test_config}, {"metrics", test_metrics},
+        {"log", test_log},       {"health", test_health},     {"util", test_util},
         {"updater", test_updater},
     };
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {

@@ -29,11 +29,11 @@ struct unit {
         }                                                                                     \
     } while (0)
 
-void test_parser(struct unit *u);
+void test_request(struct unit *u);
 void test_config(struct unit *u);
 void test_metrics(struct unit *u);
 void test_log(struct unit *u);
-void test_http(struct unit *u);
+void test_health(struct unit *u);
 void test_util(struct unit *u);
 void test_updater(struct unit *u);
 

@@ -22,7 +22,7 @@ from .config import ServerConfig
 from .generated import log_events
 from .generated.protocol import SLOT_REQUESTS_TOTAL
 from .health import HealthServer
-from .logs import Logger
+from .log import Logger
 from .metrics import Metrics, make_registry, render
 from .reader import Coalescer, Reader, ReadResult
 from .server import Server

@@ -32,7 +32,7 @@ from .generated.protocol import (
     SQL_ENSURE_ROW,
     SQL_SELECT_ROW,
 )
-from .logs import Logger
+from .log import Logger
 from .metrics import Metrics
 
 IDLE_PING_SECONDS = 1.0

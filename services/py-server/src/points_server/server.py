@@ -16,7 +16,7 @@ import errno
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .config import ServerConfig
 from .generated import log_events
@@ -38,7 +38,7 @@ from .generated.protocol import (
     SLOT_ERRORS_TOTAL,
     SLOT_REQUESTS_TOTAL,
 )
-from .logs import Logger
+from .log import Logger
 from .metrics import Metrics
 from .reader import Coalescer, ReadResult
 from .request import REQUEST_LINE, Verdict, scan, scan_eof
@@ -48,27 +48,29 @@ from .request import REQUEST_LINE, Verdict, scan, scan_eof
 READING, WAITING, WRITING, LINGER, CLOSED = (
     CONN_READING, CONN_WAITING, CONN_WRITING, CONN_LINGER, CONN_CLOSED)
 RECV_BYTES = 65536
+T = TypeVar("T")
 _ERROR_LINES: dict[str, bytes] = {code: spec.line for code, spec in ERRORS.items()}
 
 
-class DeadlineQueue:
-    """Connections with a deadline ``duration`` after they were added; one timer for all."""
+class DeadlineQueue(Generic[T]):
+    """Items (connections) with a deadline ``duration`` after they were added; one timer for
+    all."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, duration: float,
-                 on_expire: Callable[[Connection], None]) -> None:
+                 on_expire: Callable[[T], None]) -> None:
         self.loop = loop
         self.duration = duration
         self.on_expire = on_expire
-        self.items: dict[Connection, float] = {}
+        self.items: dict[T, float] = {}
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, conn: Connection, now: float) -> None:
+    def add(self, conn: T, now: float) -> None:
         deadline = now + self.duration
         self.items[conn] = deadline
         if self._timer is None:
             self._timer = self.loop.call_at(deadline, self._fire)
 
-    def discard(self, conn: Connection) -> None:
+    def discard(self, conn: T) -> None:
         self.items.pop(conn, None)
 
     def __len__(self) -> int:
@@ -282,8 +284,9 @@ class Server:
         self.metrics = metrics
         self.coalescer = coalescer
         self.active = 0
-        self.reading = DeadlineQueue(loop, cfg.idle_timeout, self._idle)
-        self.lingering = DeadlineQueue(loop, CONN_LINGER_SECONDS, self._linger_over)
+        self.reading: DeadlineQueue[Connection] = DeadlineQueue(loop, cfg.idle_timeout, self._idle)
+        self.lingering: DeadlineQueue[Connection] = DeadlineQueue(
+            loop, CONN_LINGER_SECONDS, self._linger_over)
         self.shutting_down = False
         self.finished: asyncio.Future[None] = loop.create_future()
         self._listener: socket.socket | None = None

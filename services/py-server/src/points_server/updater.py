@@ -35,7 +35,7 @@ from .generated.protocol import (
     SQL_SECONDS_SINCE_UPDATE,
     SQL_SELECT_ROW,
 )
-from .logs import Logger
+from .log import Logger
 from .metrics import Metrics
 
 PING_SECONDS = 1.0  # while holding the lock, check the session at least this often

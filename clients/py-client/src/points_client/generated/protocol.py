@@ -17,6 +17,19 @@ COMMAND: Final = "REQUEST_LATEST_POINTS"
 MAX_LINE_BYTES: Final = 1024
 ERROR_PREFIX: Final = "ERROR "
 REPLY_FORMAT: Final = "User: {user}, Points: {points}, Last Update: {last_update}\n"
+# A client connection (protocol.toml [connection]): its states, in order, and the numbers of
+# its life cycle.
+CONN_STATE_NAMES: Final = ("reading", "waiting", "writing", "linger", "closed")
+CONN_READING: Final = 0
+CONN_WAITING: Final = 1
+CONN_WRITING: Final = 2
+CONN_LINGER: Final = 3
+CONN_CLOSED: Final = 4
+CONN_LINGER_SECONDS: Final = 2.0
+CONN_ACCEPT_BATCH: Final = 256
+CONN_ACCEPT_PAUSE_SECONDS: Final = 0.1
+CONN_BUSY_EXTRA: Final = 64
+CONN_SHUTDOWN_LINGER_SECONDS: Final = 0.5
 # A reply line without its newline (fullmatch), fields as named groups.
 REPLY_RE: Final = re.compile(b'User:\\ (?P<user>[^\\x00\x01-\x1f\x7f,]{1,50}),\\ Points:\\ (?P<points>-?[0-9]{1,20}),\\ Last\\ Update:\\ (?P<last_update>[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})')
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..logs import Logger
+    from ..log import Logger
 
 
 def starting(log: Logger, *, version: str, pid: int) -> None:

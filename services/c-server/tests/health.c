@@ -1,5 +1,5 @@
 /* Health endpoint responses. */
-#include "http.h"
+#include "health.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +9,7 @@
 
 static char *get(struct metrics *m, const char *req, size_t *len)
 {
-    return http_respond(m, req, strlen(req), mono_ns(), len);
+    return health_respond(m, req, strlen(req), mono_ns(), len);
 }
 
 static int starts(const char *resp, const char *prefix)
@@ -17,7 +17,7 @@ static int starts(const char *resp, const char *prefix)
     return resp && strncmp(resp, prefix, strlen(prefix)) == 0;
 }
 
-void test_http(struct unit *u)
+void test_health(struct unit *u)
 {
     struct metrics m;
     static const struct metrics_info info[] = {{"language", "c"}, {"version", "1.0.0"}, {0, 0}};

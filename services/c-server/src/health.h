@@ -1,7 +1,7 @@
 /* Health and metrics over HTTP on HEALTH_PORT (design.md section 4): /healthz, /readyz,
  * /metrics. One thread, its own epoll loop, every connection bounded in time and size. */
-#ifndef PTS_HTTP_H
-#define PTS_HTTP_H
+#ifndef PTS_HEALTH_H
+#define PTS_HEALTH_H
 
 #include <pthread.h>
 #include <stddef.h>
@@ -23,7 +23,7 @@ struct http_conn {
     char in[HTTP_REQ_MAX];
 };
 
-struct http_server {
+struct health_server {
     const struct pts_server_config *cfg;
     struct metrics *m;
     int listen_fd;
@@ -35,13 +35,13 @@ struct http_server {
 };
 
 /* Binds HEALTH_HOST:HEALTH_PORT (nothing when the port is 0) and starts the thread. */
-int http_start(struct http_server *h, const struct pts_server_config *cfg, struct metrics *m, char *err,
+int health_start(struct health_server *h, const struct pts_server_config *cfg, struct metrics *m, char *err,
                size_t errlen);
-void http_stop(struct http_server *h);
+void health_stop(struct health_server *h);
 
 /* Build the whole response for a request head; returns a malloc'ed buffer (NULL: no memory).
  * Exposed for the unit tests. */
-char *http_respond(struct metrics *m, const char *head, size_t head_len, int64_t now_ns,
+char *health_respond(struct metrics *m, const char *head, size_t head_len, int64_t now_ns,
                    size_t *out_len);
 
 #endif

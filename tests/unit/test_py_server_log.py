@@ -1,4 +1,4 @@
-"""Log lines of the Python server (points_server.logs): JSON per protocol.toml [log]."""
+"""Log lines of the Python server (points_server.log): JSON per protocol.toml [log]."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import pytest
 
 from points_server.generated.protocol import LOG_COMMON_FIELDS, LOG_EVENTS
-from points_server.logs import Logger, parse_level, timestamp
+from points_server.log import Logger, parse_level, timestamp
 
 SAMPLE: dict[str, object] = {
     "version": "1.0.0", "pid": 42, "addr": "0.0.0.0", "port": 5002, "health_port": 8080,

@@ -1,5 +1,5 @@
 /* The health and metrics HTTP endpoint. */
-#include "http.h"
+#include "health.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -38,7 +38,7 @@ static char *make_response(int status, const char *reason, const char *ctype, co
     return buf;
 }
 
-char *http_respond(struct metrics *m, const char *head, size_t head_len, int64_t now_ns,
+char *health_respond(struct metrics *m, const char *head, size_t head_len, int64_t now_ns,
                    size_t *out_len)
 {
     static const char text[] = "text/plain; charset=utf-8";
@@ -92,7 +92,7 @@ char *http_respond(struct metrics *m, const char *head, size_t head_len, int64_t
     return make_response(404, "Not Found", text, "not found\n", 10, head_only, out_len);
 }
 
-static void conn_close(struct http_server *h, struct http_conn *c)
+static void conn_close(struct health_server *h, struct http_conn *c)
 {
     if (c->fd >= 0)
         close(c->fd); /* also leaves the epoll set */
@@ -103,7 +103,7 @@ static void conn_close(struct http_server *h, struct http_conn *c)
     (void)h;
 }
 
-static void conn_write(struct http_server *h, struct http_conn *c)
+static void conn_write(struct health_server *h, struct http_conn *c)
 {
     while (c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
@@ -121,7 +121,7 @@ static void conn_write(struct http_server *h, struct http_conn *c)
     conn_close(h, c);
 }
 
-static void conn_read(struct http_server *h, struct http_conn *c)
+static void conn_read(struct health_server *h, struct http_conn *c)
 {
     if (c->out)
         return;
@@ -153,7 +153,7 @@ static void conn_read(struct http_server *h, struct http_conn *c)
             break;
     }
     if (!c->out)
-        c->out = http_respond(h->m, c->in, c->in_len, mono_ns(), &c->out_len);
+        c->out = health_respond(h->m, c->in, c->in_len, mono_ns(), &c->out_len);
     if (!c->out) {
         conn_close(h, c);
         return;
@@ -161,7 +161,7 @@ static void conn_read(struct http_server *h, struct http_conn *c)
     conn_write(h, c);
 }
 
-static void accept_all(struct http_server *h)
+static void accept_all(struct health_server *h)
 {
     for (;;) {
         int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -197,9 +197,9 @@ static void accept_all(struct http_server *h)
     }
 }
 
-static void *http_main(void *arg)
+static void *health_main(void *arg)
 {
-    struct http_server *h = arg;
+    struct health_server *h = arg;
     struct epoll_event evs[HTTP_MAX_CONNS + 2];
     for (;;) {
         int64_t now = mono_ns();
@@ -239,7 +239,7 @@ static void *http_main(void *arg)
     return NULL;
 }
 
-int http_start(struct http_server *h, const struct pts_server_config *cfg, struct metrics *m, char *err,
+int health_start(struct health_server *h, const struct pts_server_config *cfg, struct metrics *m, char *err,
                size_t errlen)
 {
     memset(h, 0, sizeof *h);
@@ -266,7 +266,7 @@ int http_start(struct http_server *h, const struct pts_server_config *cfg, struc
         snprintf(err, errlen, "health: epoll_ctl: %s", strerror(errno));
         goto fail;
     }
-    int rc = pthread_create(&h->thread, NULL, http_main, h);
+    int rc = pthread_create(&h->thread, NULL, health_main, h);
     if (rc != 0) {
         snprintf(err, errlen, "health: pthread_create: %s", strerror(rc));
         goto fail;
@@ -274,11 +274,11 @@ int http_start(struct http_server *h, const struct pts_server_config *cfg, struc
     h->started = 1;
     return 0;
 fail:
-    http_stop(h);
+    health_stop(h);
     return -1;
 }
 
-void http_stop(struct http_server *h)
+void health_stop(struct health_server *h)
 {
     if (h->started) {
         efd_signal(h->stop_fd);
