@@ -44,8 +44,11 @@ lint: check-render
 	$(PYTHON) -m mypy
 	$(PYTHON) -m pointsmesh.lint_shell
 
+# Each component's own tests live beside it; tests/ holds the cross-component suites.
+UNIT_TESTS = tests/unit services/c-server/tests services/py-server/tests clients/py-client/tests
+
 test: build lint
-	$(PYTEST) tests/unit tests/chart tests/conformance tests/integration
+	$(PYTEST) $(UNIT_TESTS) tests/chart tests/conformance tests/integration
 
 # The conformance and integration suites against Oracle MySQL instead of MariaDB: the dev
 # database's MySQL flavour (pointsmesh.devdb). tools/install-mysql.sh builds MySQL's Debian root

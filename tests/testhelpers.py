@@ -9,10 +9,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
+from pointsmesh import ROOT
 from pointsmesh.spec import Protocol, reply_regex
 
 T = TypeVar("T")
@@ -62,3 +68,15 @@ def updater_events(server: Any, event: str) -> list[dict]:
     the updater's)."""
     return [e for e in server.log_events()
             if e["event"] == event and e.get("role", "updater") == "updater"]
+
+
+def compile_c(out: Path, sources: list[str], include: list[str]) -> str:
+    """Build a small C test program (a driver that runs project C code on test input) from
+    repository-relative sources and include folders, with the project's warnings as errors."""
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.fail("no C compiler (cc): make setup installs one")
+    subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-pthread",
+                    *(f"-I{ROOT / d}" for d in include), "-o", str(out),
+                    *(str(ROOT / src) for src in sources), "-lm"], check=True)
+    return str(out)

@@ -8,12 +8,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from pointsmesh import ROOT as REPO
+
 KIND_AIRGAP = REPO / "ci" / "kind-airgap"
 CLUSTER_SH = KIND_AIRGAP / "cluster.sh"
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pointsmesh import ROOT as REPO
 from pointsmesh.spec import load_protocol, load_roster, reply_regex, servers
 
-REPO = Path(__file__).resolve().parents[2]
 CI_DOCKER = REPO / "ci" / "docker"
 COMPOSE_FILE = REPO / "docker-compose.yml"
 REPORT = REPO / "out" / "containers-report.json"

@@ -23,14 +23,15 @@ import pytest
 
 from pointsmesh import ROOT
 from pointsmesh.devdb import DevDB, DevDBError, free_port
-from pointsmesh.procs import SANITIZER_MARKERS, ServerProc, run_client
+from pointsmesh.procs import REQUEST, SANITIZER_MARKERS, ServerProc, run_client
+from pointsmesh.spec import load_protocol
 
 KINDS = ["c", "c-asan", "python"]
 PROGS = {"c": "c-client", "c-asan": "c-client", "python": "python-client"}
-REQUEST = b"REQUEST_LATEST_POINTS\n"
-REPLY = b"User: c_user-azmeer, Points: 42, Last Update: 2026-01-05 10:00:00\n"
-DB_DOWN = b"ERROR db-unavailable database unavailable, try again later\n"
-UNKNOWN = b"ERROR unknown-command expected REQUEST_LATEST_POINTS\n"
+PROTOCOL = load_protocol()
+REPLY = PROTOCOL.reply("c_user-azmeer", 42, "2026-01-05 10:00:00").encode()
+DB_DOWN = PROTOCOL.error("db-unavailable").line.encode()
+UNKNOWN = PROTOCOL.error("unknown-command").line.encode()
 FAST = {"CLIENT_RETRY_DELAY": "0.05", "CLIENT_RETRY_MAX_DELAY": "0.2", "CLIENT_TIMEOUT": "2"}
 
 
@@ -238,8 +239,7 @@ def test_non_retryable_error_exits_at_once(kind: str) -> None:
     assert res.stdout == ""
     assert srv.connections == 1
     assert res.stderr == (
-        f"{PROGS[kind]}: 127.0.0.1:{srv.port}: server answered: "
-        "ERROR unknown-command expected REQUEST_LATEST_POINTS\n"
+        f"{PROGS[kind]}: 127.0.0.1:{srv.port}: server answered: {UNKNOWN.decode()}"
     )
     assert elapsed < 5
 
@@ -431,8 +431,9 @@ def test_clients_against_the_real_servers(tmp_path: Path) -> None:
             servers.append(ServerProc(kind, env, tmp_path / "logs").start(timeout=60))
         for srv in servers:
             row = srv.env["SERVER_USER"]
-            points, stamp = db.row(row) or (None, None)
-            expected = f"User: {row}, Points: {points}, Last Update: {stamp}\n"
+            stored = db.row(row)
+            assert stored is not None, f"{row}: the server did not create its row"
+            expected = PROTOCOL.reply(row, *stored)
             for kind in KINDS:
                 res, _ = client(kind, srv.port, host="localhost")
                 assert res.returncode == 0, res.stderr

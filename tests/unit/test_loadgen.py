@@ -1,4 +1,6 @@
-"""The load generator counts good replies and errors by kind (against tiny scripted servers)."""
+"""The load generators (C: bench/loadgen.c; Python: pointsmesh.loadgen) count good replies and
+errors by kind, against tiny scripted servers and the reference server; the bench runs with both.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ import re
 import socket
 import socketserver
 import struct
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +20,38 @@ import pytest
 
 from pointsmesh import bench
 from pointsmesh.devdb import free_port
-from pointsmesh.loadgen import percentile, reply_regex, run_load, split
+from pointsmesh.loadgen import (
+    GENERATORS,
+    LOADGEN_C,
+    build_c_generator,
+    load,
+    percentile,
+    reply_regex,
+    run_load,
+    run_load_c,
+    split,
+)
 from pointsmesh.spec import load_protocol
 
 GOOD = b"User: c_user-azmeer, Points: 7, Last Update: 2026-01-05 10:00:00\n"
-SHORT = {"duration": 0.6, "warmup": 0.1, "generators": 1, "timeout": 2.0}
+# Per generator: the C one starts in milliseconds, so its runs can be shorter.
+SHORT = {
+    "python": {"duration": 0.6, "warmup": 0.1, "generators": 1, "timeout": 2.0},
+    "c": {"duration": 0.2, "warmup": 0.05, "generators": 1, "timeout": 2.0},
+}
+
+
+@pytest.fixture(scope="module")
+def c_built() -> None:
+    """bench/build/loadgen and bench/build/refserver (make -C bench: a no-op when up to date)."""
+    build_c_generator()
+
+
+@pytest.fixture(params=GENERATORS)
+def generator(request: pytest.FixtureRequest) -> str:
+    if request.param == "c":
+        request.getfixturevalue("c_built")
+    return request.param
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -78,12 +109,13 @@ def scripted(mode: str) -> Iterator[int]:
         thread.join(5)
 
 
-def test_good_replies_are_counted() -> None:
+def test_good_replies_are_counted(generator: str) -> None:
     with scripted("good") as port:
-        r = run_load(port, 2, **SHORT)
+        r = load(generator, port, 2, **SHORT[generator])
+    assert r.generator == generator
     assert r.ok > 0
     assert r.errors == {}
-    assert r.rps == pytest.approx(r.ok / SHORT["duration"])
+    assert r.rps == pytest.approx(r.ok / SHORT[generator]["duration"])
     assert 0 < r.p50_ms <= r.p99_ms <= r.max_ms
 
 
@@ -96,26 +128,82 @@ def test_good_replies_are_counted() -> None:
         ("empty", "closed-without-reply"),
     ],
 )
-def test_misbehaving_server_counts_errors(mode: str, kind: str) -> None:
+def test_misbehaving_server_counts_errors(generator: str, mode: str, kind: str) -> None:
     with scripted(mode) as port:
-        r = run_load(port, 2, **SHORT)
+        r = load(generator, port, 2, **SHORT[generator])
     assert r.ok == 0
     assert set(r.errors) == {kind}, r.errors
     assert r.errors[kind] > 0
 
 
-def test_refused() -> None:
-    r = run_load(free_port(), 2, **SHORT)
+def test_refused(generator: str) -> None:
+    r = load(generator, free_port(), 2, **SHORT[generator])
     assert r.ok == 0
     assert set(r.errors) == {"refused"}
+    assert r.errors["refused"] > 0
 
 
-def test_timeouts_are_counted_and_bounded() -> None:
+def test_timeouts_are_counted_and_bounded(generator: str) -> None:
     with scripted("silent") as port:
-        r = run_load(port, 2, duration=0.5, warmup=0.0, generators=2, timeout=0.3)
+        t0 = time.monotonic()
+        r = load(generator, port, 2, duration=0.5, warmup=0.0, generators=2, timeout=0.3)
+        took = time.monotonic() - t0
     assert r.ok == 0
     assert set(r.errors) == {"timeout"}
     assert r.errors["timeout"] >= 2  # each of the two connections timed out at least once
+    assert took < 0.5 + 0.3 + 3  # window + drain (one timeout) + starting the processes
+
+
+def test_c_generator_against_the_reference(c_built: None) -> None:
+    """About a second of real load on bench/build/refserver: many good replies, no error."""
+    port = free_port()
+    ref = subprocess.Popen([str(bench.REFSERVER), str(port), "127.0.0.1"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not _listening(port):
+            assert ref.poll() is None and time.monotonic() < deadline, "refserver did not start"
+            time.sleep(0.02)
+        hook_at: dict[str, float] = {}
+        r = run_load_c(port, 8, duration=0.8, warmup=0.2, generators=2, timeout=2.0,
+                       window_hook=lambda phase: hook_at.setdefault(phase, time.monotonic()))
+    finally:
+        ref.terminate()
+        ref.wait(10)
+    assert r.generator == "c" and r.generators == 2 and r.concurrency == 8
+    assert r.ok > 100, r
+    assert r.errors == {}
+    assert 0 < r.p50_ms <= r.p90_ms <= r.p99_ms <= r.max_ms
+    assert r.generator_cpu > 0
+    assert hook_at["end"] - hook_at["start"] == pytest.approx(0.8, abs=0.1)
+
+
+def test_c_generator_only_loopback(c_built: None) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        run_load_c(5001, 1, duration=0.1, warmup=0, host="192.0.2.1")
+    # the program itself refuses too (exit 2, before any connection)
+    res = subprocess.run([str(LOADGEN_C), "--host", "192.0.2.1", "--port", "5001", "-d", "0.1"],
+                         capture_output=True, text=True, timeout=10)
+    assert res.returncode == 2
+    assert "192.0.2.1 is not a loopback address" in res.stderr
+    assert res.stdout == ""
+
+
+@pytest.mark.parametrize("args", [[], ["--port", "0"], ["--port", "5001", "-c", "0"],
+                                  ["--port", "5001", "-d", "-1"], ["--port", "x"],
+                                  ["--port", "5001", "extra"]])
+def test_c_generator_bad_command_line(c_built: None, args: list[str]) -> None:
+    res = subprocess.run([str(LOADGEN_C), *args], capture_output=True, text=True, timeout=10)
+    assert res.returncode == 2
+    assert "usage: loadgen" in res.stderr
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def test_split_and_processes() -> None:
@@ -131,6 +219,8 @@ def test_split_and_processes() -> None:
 def test_only_loopback() -> None:
     with pytest.raises(ValueError, match="loopback"):
         run_load(5001, 1, duration=0.1, warmup=0, host="192.0.2.1")
+    with pytest.raises(ValueError, match="unknown generator"):
+        load("rust", 5001, 1)
 
 
 def test_reply_regex_follows_protocol() -> None:
@@ -150,19 +240,44 @@ def test_percentile() -> None:
     assert percentile([], 50) != percentile([], 50)  # NaN
 
 
-def test_bench_harness_with_the_reference_only(tmp_path: Path,
+@pytest.mark.parametrize("gen", GENERATORS)
+def test_bench_harness_with_the_reference_only(tmp_path: Path, gen: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """`make bench` end to end on the reference server alone (builds bench/refserver)."""
+    """`make bench` end to end on the reference server alone (builds bench/)."""
     out = tmp_path / "bench.json"
     status = bench.main(["--servers", "ref", "--duration", "0.3", "--warmup", "0",
-                         "--concurrency", "1,4", "--generators", "1", "--json", str(out)])
+                         "--concurrency", "1,4", "--generators", "1", "--generator", gen,
+                         "--json", str(out)])
     assert status == 0
     data = json.loads(out.read_text())
+    assert data["settings"]["generator"] == gen
+    assert data["settings"]["server_root"] is None
     rows = data["results"]
     assert [(r["server"], r["concurrency"]) for r in rows] == [("ref", 1), ("ref", 4)]
     for r in rows:
+        assert r["generator"] == gen
         assert r["ok"] > 0 and r["error_count"] == 0
         assert r["share_of_reference"] == 1.0
         assert r["rss_kib_after"] > 0
+        assert r["server_cpu_us_per_request"] > 0
+        assert r["cpu_per_request_vs_reference"] == 1.0
     assert data["targets"] == []
-    assert "reference (no DB)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "reference (no DB)" in printed and "us/req" in printed
+
+
+def test_bench_server_root_must_hold_built_servers(tmp_path: Path) -> None:
+    """--server-root DIR: a checkout without a built C server or importable points_server is
+    reported (skipped with the reason), never silently replaced by this checkout's servers."""
+    b = bench.Bench(servers=["c", "python"], concurrency=[1], duration=0.1, warmup=0,
+                    generators=1, timeout=1, pause=0, rounds=1, update_interval=None, keep=False,
+                    base=tmp_path / "run", server_root=tmp_path)
+    assert "services/c-server/build/c-server is not built" in (b.available("c") or "")
+    # the .venv's points_server (this checkout's) is found instead: refused, not used
+    assert "points_server is imported from" in (b.available("python") or "")
+    (tmp_path / "services/c-server/build").mkdir(parents=True)
+    (tmp_path / "services/c-server/build/c-server").touch()
+    assert b.available("c") is None
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--server-root", str(tmp_path / "nowhere")])
+    assert exc.value.code == 2

@@ -6,16 +6,13 @@ no trailing zeros)."""
 from __future__ import annotations
 
 import random
-import shutil
 import subprocess
 
 import pytest
+from testhelpers import compile_c
 
 from points_server.log import Logger
-from pointsmesh import ROOT
 
-SERVER = ROOT / "services/c-server"
-PROTO = ROOT / "protocol"
 WALL = 1767607200.123456789  # the driver's fixed time: 2026-01-05T10:00:00.123Z
 NUMBERS = [0.0, -0.0, 0.1, 0.5, 30.0, 2.0005, 0.0004, 0.0005, 0.0015, 1.25, 12345.678, -3.5,
            1e9, 0.123456, 59.9999, 3.0, float("inf"), float("nan")]
@@ -25,16 +22,10 @@ TEXTS = ["plain", 'quote " and backslash \\', "tab\tnew\nline\rcr", "\x01\x1f\x7
 
 @pytest.fixture(scope="module")
 def c_logger(tmp_path_factory: pytest.TempPathFactory) -> str:
-    cc = shutil.which("cc")
-    if cc is None:
-        pytest.fail("no C compiler (cc): make setup installs one")
-    exe = tmp_path_factory.mktemp("log") / "log_line"
-    subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-pthread",
-                    f"-I{SERVER / 'src'}", f"-I{PROTO / 'generated'}", "-o", str(exe),
-                    str(SERVER / "tests/drivers/log_line.c"), str(SERVER / "src/log.c"),
-                    str(SERVER / "src/util.c"), str(PROTO / "generated/points_protocol.c"),
-                    "-lm"], check=True)
-    return str(exe)
+    return compile_c(tmp_path_factory.mktemp("log") / "log_line",
+                     ["services/c-server/tests/drivers/log_line.c", "services/c-server/src/log.c",
+                      "services/c-server/src/util.c", "protocol/generated/points_protocol.c"],
+                     ["services/c-server/src", "protocol/generated"])
 
 
 def test_c_and_python_write_the_same_log_lines(c_logger: str) -> None:

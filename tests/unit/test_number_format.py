@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import struct
 import subprocess
 
 import pytest
 from prometheus_client.utils import floatToGoString
+from testhelpers import compile_c
 
-from pointsmesh import ROOT
-
-SERVER = ROOT / "services/c-server"
-PROTO = ROOT / "protocol"
 EDGES = [0.0, -0.0, 1.0, 10.0, 100.0, 0.1, 0.5, 2.5, 0.0005, 1e-4, 1e-5, 1e-7, 123456.0,
          999999.0, 1e6, 1234567.0, 12345678.0, 1e15, 1e16, 1.5e16, 1e22, 2**53, 2**63,
          9.0123, 0.30000000000000004, 5e-324, 1.7976931348623157e308, -1.0, -12345678.0,
@@ -25,15 +21,10 @@ EDGES = [0.0, -0.0, 1.0, 10.0, 100.0, 0.1, 0.5, 2.5, 0.0005, 1e-4, 1e-5, 1e-7, 1
 
 @pytest.fixture(scope="module")
 def formatter(tmp_path_factory: pytest.TempPathFactory) -> str:
-    cc = shutil.which("cc")
-    if cc is None:
-        pytest.fail("no C compiler (cc): make setup installs one")
-    exe = tmp_path_factory.mktemp("fmt") / "format_float"
-    subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
-                    f"-I{SERVER / 'src'}", f"-I{PROTO / 'generated'}", "-o", str(exe),
-                    str(SERVER / "tests/drivers/format_float.c"), str(SERVER / "src/metrics.c"),
-                    str(PROTO / "generated/points_protocol.c"), "-lm"], check=True)
-    return str(exe)
+    return compile_c(tmp_path_factory.mktemp("fmt") / "format_float",
+                     ["services/c-server/tests/drivers/format_float.c",
+                      "services/c-server/src/metrics.c", "protocol/generated/points_protocol.c"],
+                     ["services/c-server/src", "protocol/generated"])
 
 
 def random_doubles(seed: int, count: int) -> list[float]:

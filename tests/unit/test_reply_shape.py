@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
 import subprocess
 
 import pytest
+from testhelpers import compile_c
 
 from points_client.generated.protocol import ERRORS, REPLY_RE
-from pointsmesh import ROOT
 from pointsmesh.spec import load_protocol, reply_regex
 
-PROTO = ROOT / "protocol"
 GOOD = [
     b"User: c_user-azmeer, Points: 42, Last Update: 2026-01-05 10:00:00",
     b"User: u, Points: -3, Last Update: 0000-00-00 00:00:00",
@@ -41,15 +39,10 @@ ERROR_LINES = [e.line.rstrip(b"\n") for e in ERRORS.values()] + [
 
 @pytest.fixture(scope="module")
 def checker(tmp_path_factory: pytest.TempPathFactory) -> str:
-    cc = shutil.which("cc")
-    if cc is None:
-        pytest.fail("no C compiler (cc): make setup installs one")
-    exe = tmp_path_factory.mktemp("reply") / "reply_check"
-    subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
-                    f"-I{PROTO / 'generated'}", f"-I{PROTO / 'c'}", "-o", str(exe),
-                    str(PROTO / "tests/reply_check.c"), str(PROTO / "c/pts_reply.c"),
-                    str(PROTO / "generated/points_protocol.c")], check=True)
-    return str(exe)
+    return compile_c(tmp_path_factory.mktemp("reply") / "reply_check",
+                     ["protocol/tests/reply_check.c", "protocol/c/pts_reply.c",
+                      "protocol/generated/points_protocol.c"],
+                     ["protocol/generated", "protocol/c"])
 
 
 def c_verdicts(exe: str, lines: list[bytes]) -> list[tuple[bool, int]]:

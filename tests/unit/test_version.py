@@ -21,7 +21,7 @@ VERSION = project_version()
 # Files where the version's digits are data of a test, not the project's version.
 NOT_THE_VERSION = {
     "tests/unit/test_k8s_lib.py": "made-up image tags",
-    "tests/unit/test_py_server_log.py": "a sample log field",
+    "services/py-server/tests/test_py_server_log.py": "a sample log field",
     "services/c-server/tests/health.c": "the version handed to the metrics under test",
 }
 

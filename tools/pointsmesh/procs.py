@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from . import ROOT
 from .devdb import free_port, terminate
+from .spec import load_protocol
 
 C_SERVER = {
     "c": ROOT / "services/c-server/build/c-server",
@@ -49,7 +50,7 @@ SANITIZER_ENV = {
 # fatal start-up errors ("FATAL: ThreadSanitizer: unexpected memory mapping ...").
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehavior",
                      "ThreadSanitizer")
-REQUEST = b"REQUEST_LATEST_POINTS\n"
+REQUEST = (load_protocol().command + "\n").encode()
 # strerror(EADDRINUSE), in both servers' start_failed event.
 PORT_TAKEN = "Address already in use"
 

@@ -14,8 +14,6 @@
 
 #define HTTP_TIMEOUT_NS (5 * NS_PER_SEC)
 #define HEARTBEAT_STALE_NS (30 * NS_PER_SEC)
-#define TAG_LISTEN ((uint64_t)-1)
-#define TAG_STOP ((uint64_t)-2)
 
 static char *make_response(int status, const char *reason, const char *ctype, const char *body,
                            size_t body_len, int head_only, size_t *out_len)
@@ -161,8 +159,32 @@ static void conn_read(struct health_server *h, struct http_conn *c)
     conn_write(h, c);
 }
 
-static void accept_all(struct health_server *h)
+static void on_conn(struct ae_loop *ae, struct ae_file *f, uint32_t events)
 {
+    (void)events;
+    struct health_server *h = ae->owner;
+    struct http_conn *c = container_of(f, struct http_conn, file);
+    if (c->fd < 0)
+        return; /* closed earlier in this turn (made room for a new one) */
+    if (c->out)
+        conn_write(h, c);
+    else
+        conn_read(h, c);
+}
+
+static void on_stop(struct ae_loop *ae, struct ae_file *f, uint32_t events)
+{
+    (void)f;
+    (void)events;
+    struct health_server *h = ae->owner;
+    h->stopping = 1;
+}
+
+static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events)
+{
+    (void)f;
+    (void)events;
+    struct health_server *h = ae->owner;
     for (;;) {
         int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -187,9 +209,8 @@ static void accept_all(struct health_server *h)
             conn_close(h, slot);
         slot->fd = fd;
         slot->deadline = mono_ns() + HTTP_TIMEOUT_NS;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.u64 = (uint64_t)(slot - h->conns)};
-        if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        if (ae_add(&h->ae, &slot->file, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_conn)
+            < 0) {
             conn_close(h, slot);
             continue;
         }
@@ -200,8 +221,7 @@ static void accept_all(struct health_server *h)
 static void *health_main(void *arg)
 {
     struct health_server *h = arg;
-    struct epoll_event evs[HTTP_MAX_CONNS + 2];
-    for (;;) {
+    while (!h->stopping) {
         int64_t now = mono_ns();
         int64_t next = now + NS_PER_SEC;
         for (int i = 0; i < HTTP_MAX_CONNS; i++) {
@@ -213,28 +233,8 @@ static void *health_main(void *arg)
             else if (c->deadline < next)
                 next = c->deadline;
         }
-        int n = epoll_wait(h->epfd, evs, HTTP_MAX_CONNS + 2, ms_until(next, now, 1000));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        if (ae_run_once(&h->ae, ms_until(next, now, 1000)) < 0)
             break; /* EBADF/EINVAL: nothing left to serve */
-        }
-        for (int i = 0; i < n; i++) {
-            uint64_t tag = evs[i].data.u64;
-            if (tag == TAG_STOP)
-                return NULL;
-            if (tag == TAG_LISTEN) {
-                accept_all(h);
-                continue;
-            }
-            struct http_conn *c = &h->conns[tag];
-            if (c->fd < 0)
-                continue;
-            if (c->out)
-                conn_write(h, c);
-            else
-                conn_read(h, c);
-        }
     }
     return NULL;
 }
@@ -245,7 +245,7 @@ int health_start(struct health_server *h, const struct pts_server_config *cfg, s
     memset(h, 0, sizeof *h);
     h->cfg = cfg;
     h->m = m;
-    h->listen_fd = h->stop_fd = h->epfd = -1;
+    h->listen_fd = h->stop_fd = h->ae.epfd = -1;
     for (int i = 0; i < HTTP_MAX_CONNS; i++)
         h->conns[i].fd = -1;
     if (cfg->health_port == 0)
@@ -254,15 +254,14 @@ int health_start(struct health_server *h, const struct pts_server_config *cfg, s
     if (h->listen_fd < 0)
         goto fail;
     h->stop_fd = efd_new();
-    h->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (h->stop_fd < 0 || h->epfd < 0) {
-        snprintf(err, errlen, "health: %s", strerror(errno));
+    if (h->stop_fd < 0) {
+        snprintf(err, errlen, "health: eventfd: %s", strerror(errno));
         goto fail;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTEN};
-    struct epoll_event sev = {.events = EPOLLIN, .data.u64 = TAG_STOP};
-    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->listen_fd, &ev) < 0
-        || epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->stop_fd, &sev) < 0) {
+    if (ae_init(&h->ae, h, err, errlen) != 0)
+        goto fail;
+    if (ae_add(&h->ae, &h->listen_file, h->listen_fd, EPOLLIN, on_listen) < 0
+        || ae_add(&h->ae, &h->stop_file, h->stop_fd, EPOLLIN, on_stop) < 0) {
         snprintf(err, errlen, "health: epoll_ctl: %s", strerror(errno));
         goto fail;
     }
@@ -292,7 +291,6 @@ void health_stop(struct health_server *h)
         close(h->listen_fd);
     if (h->stop_fd >= 0)
         close(h->stop_fd);
-    if (h->epfd >= 0)
-        close(h->epfd);
-    h->listen_fd = h->stop_fd = h->epfd = -1;
+    ae_destroy(&h->ae);
+    h->listen_fd = h->stop_fd = -1;
 }

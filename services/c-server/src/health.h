@@ -1,5 +1,6 @@
 /* Health and metrics over HTTP on HEALTH_PORT (design.md section 4): /healthz, /readyz,
- * /metrics. One thread, its own epoll loop, every connection bounded in time and size. */
+ * /metrics. One thread, its own event loop (ae.c), every connection bounded in time and
+ * size. */
 #ifndef PTS_HEALTH_H
 #define PTS_HEALTH_H
 
@@ -7,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ae.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -15,6 +17,7 @@
 #define HTTP_REQ_MAX 4096
 
 struct http_conn {
+    struct ae_file file;  /* the socket in the loop */
     int fd;               /* -1: free slot */
     int64_t deadline;
     size_t in_len;
@@ -27,10 +30,12 @@ struct health_server {
     const struct pts_server_config *cfg;
     struct metrics *m;
     int listen_fd;
-    int stop_fd;
-    int epfd;
+    int stop_fd; /* an eventfd: health_stop wakes the thread through it */
+    struct ae_loop ae;
+    struct ae_file listen_file, stop_file;
     pthread_t thread;
     int started;
+    int stopping; /* set by the thread itself (on_stop) */
     struct http_conn conns[HTTP_MAX_CONNS];
 };
 

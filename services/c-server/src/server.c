@@ -24,11 +24,9 @@
 #define BUSY_EXTRA PTS_CONN_BUSY_EXTRA
 #define FREE_CACHE 1024   /* connection structs kept for reuse */
 #define LINGER_READS 32   /* reads of 64 KiB per linger turn before yielding */
-#define MAX_EVENTS 256
 
-enum { EVK_LISTEN = 1, EVK_SIGNAL, EVK_READER, EVK_CONN };
 struct conn {
-    struct ev_tag tag; /* first: epoll data points here */
+    struct ae_file file; /* the socket in the loop */
     int fd;
     enum pts_conn_state state; /* changed by conn_set_state only */
     int outcome;            /* -1: reply; else enum pts_error */
@@ -52,6 +50,7 @@ static struct conn *link_conn(struct dlist *l) { return container_of(l, struct c
 static struct conn *glink_conn(struct dlist *l) { return container_of(l, struct conn, glink); }
 
 static void resume_accept(struct server *s);
+static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events);
 static void release_list(struct server *s, struct dlist *l);
 
 /* The one place a connection changes state (its name: pts_conn_state_name). */
@@ -75,7 +74,6 @@ static struct conn *conn_alloc(struct server *s)
         if (!c)
             return NULL;
     }
-    c->tag.kind = EVK_CONN;
     c->fd = -1;
     conn_set_state(c, PTS_CONN_READING);
     c->outcome = -1;
@@ -237,8 +235,11 @@ static void request_ready(struct server *s, struct conn *c)
     start_read(s);
 }
 
-static void on_read_done(struct server *s)
+static void on_read_done(struct ae_loop *ae, struct ae_file *f, uint32_t events)
 {
+    (void)f;
+    (void)events;
+    struct server *s = ae->owner;
     efd_drain(s->rd->done_fd);
     if (!s->read_in_flight)
         return;
@@ -313,8 +314,10 @@ static void conn_read(struct server *s, struct conn *c)
     }
 }
 
-static void on_conn_event(struct server *s, struct conn *c, uint32_t events)
+static void on_conn(struct ae_loop *ae, struct ae_file *f, uint32_t events)
 {
+    struct server *s = ae->owner;
+    struct conn *c = container_of(f, struct conn, file);
     const uint32_t input = EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP;
     switch (c->state) {
     case PTS_CONN_CLOSED: /* closed earlier in this turn (e.g. answered by a finished read) */
@@ -343,7 +346,7 @@ static void pause_accept(struct server *s)
 {
     if (s->accept_paused || s->listen_fd < 0)
         return;
-    if (epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listen_fd, NULL) == 0) {
+    if (ae_del(&s->ae, &s->listen_file) == 0) {
         s->accept_paused = 1;
         s->accept_resume = mono_ns() + ACCEPT_PAUSE_NS;
     }
@@ -353,15 +356,17 @@ static void resume_accept(struct server *s)
 {
     if (!s->accept_paused || s->listen_fd < 0)
         return;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->listen_tag};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen_fd, &ev) == 0)
+    if (ae_add(&s->ae, &s->listen_file, s->listen_fd, EPOLLIN, on_listen) == 0)
         s->accept_paused = 0;
     else
         s->accept_resume = mono_ns() + ACCEPT_PAUSE_NS;
 }
 
-static void accept_all(struct server *s)
+static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events)
 {
+    (void)f;
+    (void)events;
+    struct server *s = ae->owner;
     for (int i = 0; i < ACCEPT_BATCH && s->listen_fd >= 0; i++) {
         struct conn *c = conn_alloc(s);
         if (!c) {
@@ -380,9 +385,8 @@ static void accept_all(struct server *s)
             return;
         }
         c->fd = fd;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = c};
-        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        if (ae_add(&s->ae, &c->file, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_conn)
+            < 0) {
             close(fd);
             conn_free(s, c);
             pause_accept(s);
@@ -430,7 +434,7 @@ static void begin_shutdown(struct server *s, int signo)
     s->stopping = 1;
     if (s->listen_fd >= 0) {
         if (!s->accept_paused)
-            epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->listen_fd, NULL);
+            ae_del(&s->ae, &s->listen_file);
         close(s->listen_fd);
         s->listen_fd = -1;
         s->accept_paused = 0;
@@ -453,8 +457,11 @@ static void force_stop(struct server *s, int64_t now)
         conn_error(s, link_conn(s->batch.next), PTS_ERR_SHUTTING_DOWN);
 }
 
-static void on_signal(struct server *s)
+static void on_signal(struct ae_loop *ae, struct ae_file *f, uint32_t events)
 {
+    (void)f;
+    (void)events;
+    struct server *s = ae->owner;
     struct signalfd_siginfo si;
     for (;;) {
         ssize_t n = read(s->sig_fd, &si, sizeof si);
@@ -543,7 +550,6 @@ static int next_timeout(struct server *s, int64_t now)
 
 int server_run(struct server *s)
 {
-    struct epoll_event evs[MAX_EVENTS];
     for (;;) {
         int64_t now = mono_ns();
         atomic_store_explicit(&s->m->loop_heartbeat_ns, now, memory_order_relaxed);
@@ -551,29 +557,8 @@ int server_run(struct server *s)
         free_dead(s);
         if (s->stopping && s->nconns == 0)
             return 0;
-        int n = epoll_wait(s->epfd, evs, MAX_EVENTS, next_timeout(s, now));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        if (ae_run_once(&s->ae, next_timeout(s, now)) < 0)
             return -1;
-        }
-        for (int i = 0; i < n; i++) {
-            struct ev_tag *tag = evs[i].data.ptr;
-            switch (tag->kind) {
-            case EVK_LISTEN:
-                accept_all(s);
-                break;
-            case EVK_SIGNAL:
-                on_signal(s);
-                break;
-            case EVK_READER:
-                on_read_done(s);
-                break;
-            default:
-                on_conn_event(s, (struct conn *)(void *)tag, evs[i].events);
-                break;
-            }
-        }
         run_again(s);
         free_dead(s);
     }
@@ -589,10 +574,7 @@ int server_init(struct server *s, const struct pts_server_config *cfg, struct lo
     s->log = log;
     s->m = m;
     s->rd = rd;
-    s->epfd = s->listen_fd = s->sig_fd = -1;
-    s->listen_tag.kind = EVK_LISTEN;
-    s->sig_tag.kind = EVK_SIGNAL;
-    s->reader_tag.kind = EVK_READER;
+    s->ae.epfd = s->listen_fd = s->sig_fd = -1;
     dlist_init(&s->idle);
     dlist_init(&s->grace);
     dlist_init(&s->linger);
@@ -605,11 +587,8 @@ int server_init(struct server *s, const struct pts_server_config *cfg, struct lo
     s->grace_ns = secs_to_ns(cfg->request_grace);
     s->staleness_ns = secs_to_ns(cfg->max_staleness);
 
-    s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (s->epfd < 0) {
-        snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+    if (ae_init(&s->ae, s, err, errlen) != 0)
         goto fail;
-    }
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -623,10 +602,8 @@ int server_init(struct server *s, const struct pts_server_config *cfg, struct lo
     s->listen_fd = net_listen_tcp(cfg->server_host, cfg->server_port, backlog, err, errlen);
     if (s->listen_fd < 0)
         goto fail;
-    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &s->listen_tag};
-    struct epoll_event sev = {.events = EPOLLIN, .data.ptr = &s->sig_tag};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->listen_fd, &lev) < 0
-        || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sig_fd, &sev) < 0) {
+    if (ae_add(&s->ae, &s->listen_file, s->listen_fd, EPOLLIN, on_listen) < 0
+        || ae_add(&s->ae, &s->sig_file, s->sig_fd, EPOLLIN, on_signal) < 0) {
         snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
         goto fail;
     }
@@ -638,8 +615,7 @@ fail:
 
 int server_attach_reader(struct server *s, char *err, size_t errlen)
 {
-    struct epoll_event rev = {.events = EPOLLIN, .data.ptr = &s->reader_tag};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->rd->done_fd, &rev) < 0) {
+    if (ae_add(&s->ae, &s->reader_file, s->rd->done_fd, EPOLLIN, on_read_done) < 0) {
         snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
         return -1;
     }
@@ -670,7 +646,6 @@ void server_destroy(struct server *s)
         close(s->listen_fd);
     if (s->sig_fd >= 0)
         close(s->sig_fd);
-    if (s->epfd >= 0)
-        close(s->epfd);
-    s->listen_fd = s->sig_fd = s->epfd = -1;
+    ae_destroy(&s->ae);
+    s->listen_fd = s->sig_fd = -1;
 }

@@ -1,4 +1,4 @@
-/* The points protocol server: one epoll loop for every client connection.
+/* The points protocol server: one event loop (ae.c) for every client connection.
  *
  * Per connection (enum pts_conn_state, protocol.toml [connection]): READING -> WAITING (for a
  * coalesced read) -> WRITING -> LINGER -> CLOSED, changed by conn_set_state only.
@@ -11,26 +11,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ae.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
 #include "reader.h"
 #include "util.h"
 
-struct ev_tag {
-    int kind;
-};
-
 struct server {
     const struct pts_server_config *cfg;
     struct logger *log;
     struct metrics *m;
     struct reader *rd;
-    int epfd, listen_fd, sig_fd;
-    struct ev_tag listen_tag, sig_tag, reader_tag;
+    struct ae_loop ae;
+    int listen_fd, sig_fd;
+    struct ae_file listen_file, sig_file, reader_file;
     struct dlist idle, grace, linger, again, pending, batch, free_list;
     /* Closed this loop turn; recycled only after the turn, since events for them may still
-     * be pending in the batch epoll_wait returned. */
+     * be pending in the batch the loop is handling. */
     struct dlist dead;
     size_t nconns, nfree;
     int read_in_flight;

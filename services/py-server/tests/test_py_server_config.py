@@ -21,6 +21,7 @@ from points_server.config import (
     user_hint,
 )
 from points_server.generated.protocol import SERVER_SETTINGS
+from pointsmesh import ROOT
 
 
 def cfg_of(argv: list[str], env: dict[str, str]) -> ServerConfig:
@@ -97,10 +98,8 @@ def test_version_flag() -> None:
 def test_version_matches_the_package_and_the_repository() -> None:
     from importlib.metadata import version
 
-    here = Path(__file__).resolve()
-    root = here.parents[2]
     assert version("points-server") == __version__  # the build read VERSION (pyproject.toml)
-    assert (root / "VERSION").read_text().strip() == __version__
+    assert (ROOT / "VERSION").read_text().strip() == __version__
 
 
 def test_user_hint_for_config_errors() -> None:
