@@ -98,7 +98,8 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
-    env.filters.update(c_str=c_str, c_ident=c_ident, py=py, pyb=lambda v: repr(v.encode()))
+    env.filters.update(c_str=c_str, c_ident=c_ident, py=py, pyb=lambda v: repr(v.encode()),
+                       sql=sql_literal, md=lambda v: v.replace("|", "\\|"))
     return env
 
 
@@ -148,92 +149,14 @@ def sql_literal(s: str) -> str:
 def render_seed(members: tuple[Member, ...], time_zone: str = "+08:00") -> str:
     # The Helm chart renders the same text from its values (templates/_helpers.tpl,
     # points-mesh.seedSql); tests/chart checks that both agree byte for byte.
-    lines = [
-        "-- Seed rows: two per roster member, idempotent (an existing row keeps its points).",
-        "-- Rendered from the roster by `make render` (sql/02-seed.sql) and by the Helm chart (its",
-        "-- database init ConfigMap, from .Values.members). Do not edit.",
-        "-- Stamped in the servers' session time zone (DB_TIMEZONE).",
-        f"SET time_zone = {sql_literal(time_zone)};",
-        "USE project_db;",
-        "",
-    ]
-    for m in members:
-        for row in (m.c_row, m.python_row):
-            lines.append(
-                "INSERT INTO users (user, points, datetime_stamp) "
-                f"VALUES ({sql_literal(row)}, 0, NOW()) ON DUPLICATE KEY UPDATE user = user;"
-            )
-    lines.append("")
-    return "\n".join(lines)
-
-
-def _md(s: str) -> str:
-    return s.replace("|", "\\|")
+    return _environment().get_template("seed.sql.j2").render(members=members,
+                                                             time_zone=time_zone)
 
 
 def render_reference(p: Protocol) -> str:
     """docs/reference.md: the operator's view of protocol.toml."""
-    lines = [
-        "<!-- Generated from protocol/protocol.toml by `make render`. Do not edit. -->",
-        "# Reference: settings, replies, metrics, logs",
-        "",
-        f"Request: `{p.command}` + `\\n` (`\\r\\n` accepted), at most {p.max_line_bytes} bytes.",
-        "",
-        f"Reply: `{p.reply_format.rstrip()}` + `\\n`, then the server closes the connection.",
-        "",
-        "## Error replies",
-        "",
-        "One line, then the server closes the connection. Clients retry the retryable ones.",
-        "",
-        "| line | retryable |",
-        "|---|---|",
-    ]
-    lines += [f"| `{_md(e.line.rstrip())}` | {'yes' if e.retryable else 'no'} |" for e in p.errors]
-    for title, settings, note in (
-        ("Server settings", p.server_settings, "C and Python servers"),
-        ("Client settings", p.client_settings, "C and Python clients"),
-    ):
-        lines += [
-            "",
-            f"## {title}",
-            "",
-            f"Environment variable, or the flag that overrides it ({note}).",
-            "",
-            "| variable | flag | default | meaning |",
-            "|---|---|---|---|",
-        ]
-        for s in settings:
-            default = f"`{s.default}`" if s.default else "(empty)"
-            if s.default_python:
-                default += f" (Python: `{s.default_python}`)"
-            lines.append(f"| `{s.env}` | `{s.flag}` | {default} | {_md(s.help)} |")
-    lines += [
-        "",
-        "## Metrics (`/metrics` on `HEALTH_PORT`)",
-        "",
-        "| name | type | labels | meaning |",
-        "|---|---|---|---|",
-    ]
-    for m in p.metrics:
-        labels = ", ".join(m.labels) or "-"
-        lines.append(f"| `{m.name}` | {m.type} | {labels} | {_md(m.help)} |")
-    lines += [
-        "",
-        f"Histogram buckets (seconds): {', '.join(f'{b:g}' for b in p.duration_buckets)}.",
-        "",
-        "## Log events",
-        "",
-        "One JSON object per line on stdout. Every line starts with "
-        + ", ".join(f"`{f}`" for f in p.log_common_fields)
-        + "; then the event's own fields:",
-        "",
-        "| event | level | fields |",
-        "|---|---|---|",
-    ]
-    for e in p.log_events:
-        lines.append(f"| `{e.name}` | {e.level} | {', '.join(e.fields) or '-'} |")
-    lines.append("")
-    return "\n".join(lines)
+    buckets = ", ".join(f"{b:g}" for b in p.duration_buckets)
+    return _environment().get_template("reference.md.j2").render(p=p, buckets=buckets)
 
 
 def targets() -> dict[Path, Callable[[], str]]:
