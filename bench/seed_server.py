@@ -43,7 +43,8 @@ def main() -> int:
             cursor.execute("SELECT points, datetime_stamp FROM users WHERE user = %s", (user,))
             result = cursor.fetchone()
             points, timestamp = result if result else (0, "N/A")
-            response = f"User: {user}, Points: {points}, Last Update: {timestamp}\n"
+            # str(): the row's values as the seed printed them (mypy: a column may be bytes)
+            response = f"User: {user}, Points: {points!s}, Last Update: {timestamp!s}\n"
             conn.sendall(response.encode())
             cursor.close()
             db.close()

@@ -165,8 +165,12 @@ def test_c_generator_against_the_reference(c_built: None) -> None:
             assert ref.poll() is None and time.monotonic() < deadline, "refserver did not start"
             time.sleep(0.02)
         hook_at: dict[str, float] = {}
+
+        def hook(phase: str) -> None:
+            hook_at[phase] = time.monotonic()
+
         r = run_load_c(port, 8, duration=0.8, warmup=0.2, generators=2, timeout=2.0,
-                       window_hook=lambda phase: hook_at.setdefault(phase, time.monotonic()))
+                       window_hook=hook)
     finally:
         ref.terminate()
         ref.wait(10)

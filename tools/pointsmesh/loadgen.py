@@ -5,11 +5,14 @@ line, read until the server closes. Latency runs from the start of connect to EO
 as good only when it matches the reply format of protocol.toml; anything else is an error,
 counted by kind: "refused", "reset", "timeout", "ERROR <code>", "bad-reply", or an errno name.
 
-The total concurrency is split over several worker processes (asyncio in each) so that the
-generator is less of a bottleneck. Every run is bounded: a warm-up, a fixed measuring window, and
-a drain of at most the request timeout. Requests that *start* inside the window are counted.
+Two generators do the same thing: the C one (bench/loadgen.c, built by `make -C bench`: one
+epoll loop per process, the default) and this module's Python one (asyncio in each process),
+kept for comparison. The total concurrency is split over several worker processes. Every run is
+bounded: a warm-up, a fixed measuring window, and a drain of at most the request timeout.
+Requests that *start* inside the window are counted.
 
-    python -m pointsmesh.loadgen --port 5001 -c 64 -d 5 [--generators 2] [--json]
+    python -m pointsmesh.loadgen --port 5001 -c 64 -d 5 [--generator c|python] [--generators 2]
+                                 [--json]
 """
 
 from __future__ import annotations
@@ -25,17 +28,23 @@ import multiprocessing
 import os
 import re
 import socket
+import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+from . import ROOT
 from .spec import load_protocol
 from .spec import reply_regex as spec_reply_regex
 
 READ_CAP = 4096
 START_GRACE = 0.2  # seconds between "all workers ready" and the first request
+C_START_GRACE = 0.05  # the same for the C generator: exec and fork take milliseconds
+LOADGEN_C = ROOT / "bench/build/loadgen"
+GENERATORS = ("c", "python")
 
 
 def reply_regex(reply_format: str | None = None) -> str:
@@ -63,8 +72,9 @@ class LoadResult:
     host: str
     port: int
     concurrency: int
-    generators: int
+    generators: int  # processes
     duration: float
+    generator: str = "python"  # which implementation: "c" or "python"
     ok: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     rps: float = 0.0
@@ -208,8 +218,9 @@ def _resolve_loopback(host: str, port: int) -> tuple[int, str]:
     """(family, numeric address) of host; refuses anything that is not a loopback address."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     for family, _, _, _, sockaddr in infos:
-        if ipaddress.ip_address(sockaddr[0]).is_loopback:
-            return family, sockaddr[0]
+        addr = str(sockaddr[0])
+        if ipaddress.ip_address(addr).is_loopback:
+            return family, addr
     raise ValueError(f"{host} is not a loopback address: the load generator only targets this "
                      "machine")
 
@@ -293,9 +304,83 @@ def run_load(port: int, concurrency: int, duration: float = 5.0, warmup: float =
     return res
 
 
+def build_c_generator() -> None:
+    """Build bench/build/loadgen (and the reference server) with `make -C bench`."""
+    res = subprocess.run(["make", "-s", "-C", str(ROOT / "bench")], capture_output=True,
+                         text=True, timeout=300)
+    if res.returncode != 0 or not LOADGEN_C.exists():
+        raise RuntimeError(f"cannot build bench/build/loadgen:\n{res.stdout}{res.stderr}")
+
+
+def run_load_c(port: int, concurrency: int, duration: float = 5.0, warmup: float = 1.0,
+               generators: int = 2, timeout: float = 5.0, host: str = "127.0.0.1",
+               window_hook: Callable[[str], None] | None = None,
+               binary: os.PathLike | str = LOADGEN_C) -> LoadResult:
+    """run_load with the C generator (bench/loadgen.c): same arguments, same result.
+
+    The C program starts the load at a CLOCK_MONOTONIC time given here (Python's
+    time.monotonic() reads the same clock), so window_hook runs at the edges of its window.
+    Raises ValueError for a target that is not a loopback address, RuntimeError when the
+    generator is missing or its run failed."""
+    if concurrency < 1 or duration <= 0 or warmup < 0 or timeout <= 0 or generators < 1:
+        raise ValueError("concurrency, duration, timeout and generators must be positive")
+    _, addr = _resolve_loopback(host, port)  # the C program checks too; fail before starting it
+    if not Path(binary).exists():
+        raise RuntimeError(f"{binary} is not built (make -C bench)")
+    t_begin = time.monotonic() + C_START_GRACE
+    t_measure = t_begin + warmup
+    t_end = t_measure + duration
+    cmd = [str(binary), "--host", addr, "--port", str(port), "--concurrency", str(concurrency),
+           "--procs", str(generators), "--duration", repr(duration), "--warmup", repr(warmup),
+           "--timeout", repr(timeout), "--begin", f"{t_begin:.6f}"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        if window_hook is not None:
+            time.sleep(max(0.0, t_measure - time.monotonic()))
+            window_hook("start")
+            time.sleep(max(0.0, t_end - time.monotonic()))
+            window_hook("end")
+        # The program bounds itself (drain <= timeout, a stuck process killed 5 s later).
+        out, err = proc.communicate(timeout=max(0.0, t_end - time.monotonic()) + timeout + 15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise RuntimeError("the C load generator did not finish in time") from None
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    if proc.returncode == 2:
+        raise ValueError(err.strip())
+    if proc.returncode != 0:
+        raise RuntimeError(f"the C load generator failed ({proc.returncode}): {err.strip()}")
+    try:
+        data = json.loads(out)
+    except json.JSONDecodeError as exc:
+        raise RuntimeError(f"the C load generator printed no JSON: {out[:200]!r}") from exc
+    nan = math.nan
+    return LoadResult(
+        host=data["host"], port=data["port"], concurrency=data["concurrency"],
+        generators=data["generators"], duration=data["duration"], generator="c",
+        ok=data["ok"], errors=dict(sorted(data["errors"].items())), rps=data["rps"],
+        **{k: nan if data[k] is None else data[k]
+           for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms", "generator_cpu")})
+
+
+def load(generator: str, port: int, concurrency: int, **kw) -> LoadResult:
+    """run_load_c or run_load by name ("c" or "python")."""
+    if generator == "c":
+        return run_load_c(port, concurrency, **kw)
+    if generator == "python":
+        return run_load(port, concurrency, **kw)
+    raise ValueError(f"unknown generator {generator!r} (one of {', '.join(GENERATORS)})")
+
+
 def format_result(r: LoadResult) -> str:
     errs = ", ".join(f"{k}={v}" for k, v in r.errors.items()) or "none"
-    return (f"{r.host}:{r.port} c={r.concurrency} ({r.generators} proc): {r.rps:,.0f} req/s, "
+    return (f"{r.host}:{r.port} c={r.concurrency} ({r.generator} generator, {r.generators} proc): "
+            f"{r.rps:,.0f} req/s, "
             f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, max {r.max_ms:.1f} ms, "
             f"errors: {errs}; generator CPU {r.generator_cpu:.2f} cores")
 
@@ -308,14 +393,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-c", "--concurrency", type=int, default=16)
     ap.add_argument("-d", "--duration", type=float, default=5.0, help="measuring seconds")
     ap.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
+    ap.add_argument("--generator", choices=GENERATORS, default="c",
+                    help="c (bench/loadgen.c, built with make -C bench) or python (default c)")
     ap.add_argument("--generators", type=int, default=min(2, os.cpu_count() or 1),
                     help="worker processes (default 2)")
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
     try:
-        res = run_load(args.port, args.concurrency, args.duration, args.warmup,
-                       args.generators, args.timeout, args.host)
+        if args.generator == "c" and not LOADGEN_C.exists():
+            build_c_generator()
+        res = load(args.generator, args.port, args.concurrency, duration=args.duration,
+                   warmup=args.warmup, generators=args.generators, timeout=args.timeout,
+                   host=args.host)
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"loadgen: {exc}", file=sys.stderr)
         return 1
