@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import ROOT
+from . import ROOT, project_version
 from .render_chart import chart_targets
 from .render_compose import compose_targets
 from .render_k8s import k8s_targets
@@ -112,6 +112,7 @@ def render_template(name: str, p: Protocol) -> str:
     db_ops = next(m for m in p.metrics if m.name == "points_db_errors_total").label_values["op"]
     return _environment().get_template(name).render(
         header=HEADER,
+        release=project_version(),
         p=p,
         programs=programs,
         db_ops=db_ops,

@@ -4,10 +4,8 @@
 reply line; it behaves like the C client (same settings, messages and exit codes).
 """
 
-import importlib.metadata
+# The repository's VERSION, rendered into the generated protocol module (the package metadata
+# carries the same: its build read the file; tests/unit/test_version.py checks both).
+from .generated.protocol import VERSION as __version__
 
-try:
-    # The installed package's version: its build read the repository's VERSION file.
-    __version__ = importlib.metadata.version("points-client")
-except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0.0.0-dev"
+__all__ = ["__version__"]

@@ -2,16 +2,14 @@
 
 It owns one row of ``project_db.users``, answers ``REQUEST_LATEST_POINTS`` with that row and bumps
 it from a background thread. The behaviour is specified in docs/design.md; names, error lines,
-settings, SQL, metrics and log events come from the generated :mod:`points_server.protocol`.
+settings, SQL, metrics and log events come from the generated :mod:`points_server.generated.protocol`.
 """
 
-import importlib.metadata
+# The repository's VERSION, rendered into the generated protocol module (the package metadata
+# carries the same: its build read the file; tests/unit/test_version.py checks both).
+from .generated.protocol import VERSION as __version__
 
-try:
-    # The installed package's version: its build read the repository's VERSION file.
-    __version__ = importlib.metadata.version("points-server")
-except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0.0.0-dev"
+__all__ = ["LANGUAGE", "SERVICE", "__version__"]
 
 SERVICE = "python-server"
 LANGUAGE = "python"
