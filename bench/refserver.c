@@ -4,9 +4,9 @@
  * (one TCP connection per request), so the real servers can be compared with it.
  *
  * It does the same network work as the real servers and nothing else: a non-blocking
- * listener with a deep backlog, one epoll loop, read the request line, write one reply line of
- * the real shape and length, shutdown(SHUT_WR), then linger (read and discard until the peer
- * closes, at most 2 s) before close(). A request line other than the command gets
+ * listener with a deep backlog, one event loop (the C server's ae.c), read the request line,
+ * write one reply line of the real shape and length, shutdown(SHUT_WR), then linger (read and
+ * discard until the peer closes, at most 2 s) before close(). A request line other than the command gets
  * ERROR unknown-command; more than PTS_MAX_LINE_BYTES without a newline gets line-too-long.
  *
  *   refserver [PORT [HOST]]        (or SERVER_PORT / SERVER_HOST; default 127.0.0.1:5099)
@@ -29,11 +29,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ae.h"
 #include "points_protocol.h"
 
 #define LINGER_MS 2000
 #define IDLE_MS 10000
-#define MAX_EVENTS 256
 #define BACKLOG 4096
 
 /* A reply of the real shape and length (the row name of a roster member, points, stamp). */
@@ -42,6 +42,7 @@
 enum conn_state { C_FREE, C_READING, C_WRITING, C_LINGER };
 
 struct conn {
+    struct ae_file file; /* the socket in the loop (ae.c, the C server's) */
     enum conn_state state;
     int64_t deadline_ms;
     size_t in_len;
@@ -51,7 +52,9 @@ struct conn {
 };
 
 struct server {
-    int lfd, efd, sfd;
+    struct ae_loop ae;
+    struct ae_file lfile, sfile;
+    int lfd, sfd, running;
     struct conn *conns; /* indexed by descriptor */
     size_t nconns;
     unsigned long served;
@@ -66,7 +69,7 @@ static int64_t now_ms(void)
 
 static void conn_close(struct server *s, int fd)
 {
-    epoll_ctl(s->efd, EPOLL_CTL_DEL, fd, NULL);
+    ae_del(&s->ae, &s->conns[fd].file);
     close(fd);
     s->conns[fd].state = C_FREE;
 }
@@ -80,8 +83,7 @@ static void conn_linger(struct server *s, int fd)
     }
     c->state = C_LINGER;
     c->deadline_ms = now_ms() + LINGER_MS;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
-    if (epoll_ctl(s->efd, EPOLL_CTL_MOD, fd, &ev) == -1)
+    if (ae_mod(&s->ae, &c->file, EPOLLIN | EPOLLRDHUP) == -1)
         conn_close(s, fd);
 }
 
@@ -100,8 +102,7 @@ static void conn_write(struct server *s, int fd)
         if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (c->state != C_WRITING) {
                 c->state = C_WRITING;
-                struct epoll_event ev = {.events = EPOLLOUT, .data.fd = fd};
-                if (epoll_ctl(s->efd, EPOLL_CTL_MOD, fd, &ev) == -1)
+                if (ae_mod(&s->ae, &c->file, EPOLLOUT) == -1)
                     conn_close(s, fd);
             }
             return;
@@ -182,8 +183,29 @@ static void conn_read(struct server *s, int fd)
     }
 }
 
-static void accept_all(struct server *s)
+static void on_conn(struct ae_loop *ae, struct ae_file *f, uint32_t events)
 {
+    (void)events;
+    struct server *s = ae->owner;
+    if (s->conns[f->fd].state == C_WRITING)
+        conn_write(s, f->fd);
+    else if (s->conns[f->fd].state != C_FREE)
+        conn_read(s, f->fd);
+}
+
+static void on_signal(struct ae_loop *ae, struct ae_file *f, uint32_t events)
+{
+    (void)f;
+    (void)events;
+    struct server *s = ae->owner;
+    s->running = 0;
+}
+
+static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events)
+{
+    (void)f;
+    (void)events;
+    struct server *s = ae->owner;
     for (;;) {
         int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
@@ -201,8 +223,7 @@ static void accept_all(struct server *s)
         c->state = C_READING;
         c->in_len = 0;
         c->deadline_ms = now_ms() + IDLE_MS;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fd};
-        if (epoll_ctl(s->efd, EPOLL_CTL_ADD, fd, &ev) == -1) {
+        if (ae_add(&s->ae, &c->file, fd, EPOLLIN | EPOLLRDHUP, on_conn) == -1) {
             close(fd);
             c->state = C_FREE;
             continue;
@@ -286,37 +307,25 @@ int main(int argc, char **argv)
     s.lfd = listen_on(host, port);
     if (s.lfd == -1)
         return 1;
-    s.efd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = s.lfd};
-    struct epoll_event sev = {.events = EPOLLIN, .data.fd = s.sfd};
-    if (s.efd == -1 || epoll_ctl(s.efd, EPOLL_CTL_ADD, s.lfd, &ev) == -1 ||
-        epoll_ctl(s.efd, EPOLL_CTL_ADD, s.sfd, &sev) == -1) {
+    char err[256];
+    if (ae_init(&s.ae, &s, err, sizeof err) == -1) {
+        fprintf(stderr, "refserver: %s\n", err);
+        return 1;
+    }
+    if (ae_add(&s.ae, &s.lfile, s.lfd, EPOLLIN, on_listen) == -1 ||
+        ae_add(&s.ae, &s.sfile, s.sfd, EPOLLIN, on_signal) == -1) {
         fprintf(stderr, "refserver: epoll: %s\n", strerror(errno));
         return 1;
     }
     printf("refserver listening on %s:%s\n", host, port);
     fflush(stdout);
 
-    struct epoll_event events[MAX_EVENTS];
     int64_t next_sweep = now_ms() + 250;
-    int running = 1;
-    while (running) {
-        int n = epoll_wait(s.efd, events, MAX_EVENTS, 250);
-        if (n == -1 && errno != EINTR) {
+    s.running = 1;
+    while (s.running) {
+        if (ae_run_once(&s.ae, 250) == -1) {
             fprintf(stderr, "refserver: epoll_wait: %s\n", strerror(errno));
             break;
-        }
-        for (int i = 0; i < n; i++) {
-            int fd = events[i].data.fd;
-            if (fd == s.lfd) {
-                accept_all(&s);
-            } else if (fd == s.sfd) {
-                running = 0;
-            } else if (s.conns[fd].state == C_WRITING) {
-                conn_write(&s, fd);
-            } else if (s.conns[fd].state != C_FREE) {
-                conn_read(&s, fd);
-            }
         }
         if (now_ms() >= next_sweep) {
             sweep(&s);
@@ -327,7 +336,7 @@ int main(int argc, char **argv)
         if (s.conns[fd].state != C_FREE)
             close((int)fd);
     close(s.lfd);
-    close(s.efd);
+    ae_destroy(&s.ae);
     close(s.sfd);
     free(s.conns);
     printf("refserver stopped, served %lu\n", s.served);

@@ -33,6 +33,12 @@ int ae_add(struct ae_loop *ae, struct ae_file *f, int fd, uint32_t events, ae_pr
     return epoll_ctl(ae->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+int ae_mod(struct ae_loop *ae, struct ae_file *f, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = f};
+    return epoll_ctl(ae->epfd, EPOLL_CTL_MOD, f->fd, &ev);
+}
+
 int ae_del(struct ae_loop *ae, struct ae_file *f)
 {
     /* A non-NULL event for kernels before 2.6.9, as epoll_ctl(2) advises. */

@@ -35,6 +35,8 @@ void ae_destroy(struct ae_loop *ae);
 
 /* Watch fd for events, calling proc with f. 0, or -1 with errno set. */
 int ae_add(struct ae_loop *ae, struct ae_file *f, int fd, uint32_t events, ae_proc *proc);
+/* Watch f for other events from now on. 0, or -1 with errno set. */
+int ae_mod(struct ae_loop *ae, struct ae_file *f, uint32_t events);
 /* Stop watching f (before closing its descriptor). 0, or -1 with errno set. */
 int ae_del(struct ae_loop *ae, struct ae_file *f);
 
