@@ -2,7 +2,8 @@
 
 It owns one row of ``project_db.users``, answers ``REQUEST_LATEST_POINTS`` with that row and bumps
 it from a background thread. The behaviour is specified in docs/design.md; names, error lines,
-settings, SQL, metrics and log events come from the generated :mod:`points_server.generated.protocol`.
+settings, SQL, metrics and log events come from the generated
+:mod:`points_server.generated.protocol`.
 """
 
 # The repository's VERSION, rendered into the generated protocol module (the package metadata
