@@ -51,7 +51,7 @@ from pathlib import Path
 from . import ROOT
 from .devdb import DevDB, DevDBError, free_port
 from .loadgen import GENERATORS, LOADGEN_C, LoadResult, load, reply_regex
-from .procs import PORT_TAKEN, ServerProc, base_env, exchange, mem_kib, port_open
+from .procs import ServerProc, base_env, exchange, mem_kib, port_open
 
 REFSERVER = ROOT / "bench/build/refserver"
 # Where a checkout keeps its servers (as procs.C_SERVER and the points_server package).
@@ -184,29 +184,8 @@ class RootedServer(ServerProc):
             env["PYTHONPATH"] = _python_path(self.root, env.get("PYTHONPATH"))
         return env
 
-    def start(self, wait: str = "ready", timeout: float = 30.0, args: list[str] | None = None
-              ) -> RootedServer:
-        """ServerProc.start, running self.command() (ServerProc.start runs procs'
-        server_command, this checkout's servers only). As there, a start that lost its
-        harness-chosen port to another socket before binding it is retried on new ports."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(3):
-            seen = self.log_text().count(PORT_TAKEN)
-            self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed by _reap
-            self.proc = subprocess.Popen(self.command() + (args or []), env=self.full_env(),
-                                         stdin=subprocess.DEVNULL, stdout=self._log_file,
-                                         stderr=subprocess.STDOUT, cwd=self.root)
-            try:
-                self.wait_for(wait, timeout)
-                return self
-            except RuntimeError:
-                lost_port = (self.proc.poll() is not None
-                             and self.log_text().count(PORT_TAKEN) > seen)
-                if not (lost_port and attempt < 2):
-                    raise
-                self._reap()
-                self.port, self.health_port = free_port(), free_port()
-        return self
+    def workdir(self) -> Path:
+        return self.root
 
 
 def _python_path(root: Path, current: str | None) -> str:
@@ -353,6 +332,8 @@ class Bench:
             server.start(wait="ready", timeout=60)
         except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
             raise BenchError(f"the {LABELS[kind]} did not start: {exc}") from exc
+        # A start that lost its harness-chosen port to another socket ran on new ports.
+        self.targets[kind].port = server.port
 
     def available(self, kind: str) -> str | None:
         """None when the server can be started, else why not."""

@@ -179,6 +179,13 @@ class ServerProc:
     def language(self) -> str:
         return language(self.kind)
 
+    def command(self) -> list[str]:
+        """The server's command line (a subclass may run another checkout's servers)."""
+        return server_command(self.kind)
+
+    def workdir(self) -> Path:
+        return ROOT
+
     def full_env(self) -> dict[str, str]:
         env = base_env()
         env.update(
@@ -205,12 +212,12 @@ class ServerProc:
             seen = self.log_text().count(PORT_TAKEN)
             self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
             self.proc = subprocess.Popen(
-                server_command(self.kind) + (args or []),
+                self.command() + (args or []),
                 env=self.full_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_file,
                 stderr=subprocess.STDOUT,
-                cwd=ROOT,
+                cwd=self.workdir(),
             )
             if wait == "none":
                 return self
