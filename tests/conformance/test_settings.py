@@ -20,7 +20,7 @@ import pytest
 
 from points_client import settings as client_settings
 from points_server import config as server_config
-from pointsmesh.procs import C_CLIENT, C_SERVER
+from pointsmesh.procs import C_CLIENT, C_SERVER, SANITIZER_ENV
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -133,20 +133,22 @@ CASES: list[tuple[str, dict[str, str], list[str], dict[str, str] | str]] = [
 ]
 
 
-def _c_program(role: str) -> str:
-    path = (C_SERVER if role == "server" else C_CLIENT)["c"]
+def _c_program(role: str, kind: str = "c") -> str:
+    path = (C_SERVER if role == "server" else C_CLIENT)[kind]
     if not path.exists():
         pytest.fail(f"{path} is not built (run `make build`)")
     return str(path)
 
 
-def run_c(role: str, env: Mapping[str, str | bytes], flags: list[str]) -> tuple[int, str, str]:
+def run_c(role: str, env: Mapping[str, str | bytes], flags: list[str], kind: str = "c"
+          ) -> tuple[int, str, str]:
     """(status, stdout, the message after "bad setting: ") of the C program with --check-config."""
     environ: dict[bytes, bytes] = {
         os.fsencode(k): v if isinstance(v, bytes) else os.fsencode(v) for k, v in env.items()
     }
     environ[b"PATH"] = os.fsencode(os.environ.get("PATH", "/usr/bin:/bin"))
-    res = subprocess.run([_c_program(role), "--check-config", *flags], env=environ,
+    environ.update({k.encode(): v.encode() for k, v in SANITIZER_ENV.items()})
+    res = subprocess.run([_c_program(role, kind), "--check-config", *flags], env=environ,
                          capture_output=True, timeout=10)
     return res.returncode, res.stdout.decode(errors="surrogateescape"), _message(
         res.stderr.decode(errors="surrogateescape"))
@@ -223,11 +225,19 @@ def test_the_password_file_is_read_alike(tmp_path):
     assert _printed(c_out)["DB_PASS"] == "(hidden)"
     loaded = server_config.load([], env)[1]
     assert loaded is not None and loaded.db_pass == "s3cret"
-    env["DB_PASS_FILE"] = str(bad)
-    want = (f"DB_PASS_FILE: '{bad}' does not hold a valid DB_PASS (expected at most 255 bytes "
-            "of text)")
-    assert run_c("server", env, [])[::2] == (2, want)
-    assert run_python("server", env, [])[::2] == (2, want)
+    # Too long for a password, and at or beyond the bytes read at most (4096): refused alike,
+    # without a read past the C buffer (the ASan build checks).
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"x" * 5000)
+    exact = tmp_path / "exact"
+    exact.write_bytes(b"x" * 4095 + b"\n")
+    for path in (bad, huge, exact):
+        env["DB_PASS_FILE"] = str(path)
+        want = (f"DB_PASS_FILE: '{path}' does not hold a valid DB_PASS (expected at most 255 "
+                "bytes of text)")
+        for kind in ("c", "c-asan"):
+            assert run_c("server", env, [], kind)[::2] == (2, want), (kind, path.name)
+        assert run_python("server", env, [])[::2] == (2, want), path.name
 
 
 @pytest.mark.parametrize("role", ["server", "client"])

@@ -6,6 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Bytes read from DB_PASS_FILE at most (as the Python server): a file this long or longer holds
+ * no valid password. */
+#define PASS_FILE_MAX 4096
+
 /* Read DB_PASS from the file DB_PASS_FILE names: trailing "\n" or "\r\n" stripped. */
 static int read_pass_file(struct pts_server_config *c, char *err, size_t errlen)
 {
@@ -15,10 +19,10 @@ static int read_pass_file(struct pts_server_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "DB_PASS_FILE: cannot read '%s': %s", path, strerror(errno));
         return -1;
     }
-    char buf[4096];
+    char buf[PASS_FILE_MAX + 1]; /* + 1: the terminating NUL */
     size_t len = 0;
     for (;;) {
-        ssize_t n = read(fd, buf + len, sizeof buf - len);
+        ssize_t n = read(fd, buf + len, PASS_FILE_MAX - len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -26,16 +30,16 @@ static int read_pass_file(struct pts_server_config *c, char *err, size_t errlen)
             close(fd);
             return -1;
         }
-        if (n == 0 || (len += (size_t)n) == sizeof buf)
+        if (n == 0 || (len += (size_t)n) == PASS_FILE_MAX)
             break;
     }
     close(fd);
+    int full = len == PASS_FILE_MAX; /* too long for any valid password */
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
         len--;
     buf[len] = '\0';
     /* The file's text is a DB_PASS value: the same rules (and the same message) apply. */
-    if (len == sizeof buf - 1
-        || pts_setting_parse(&pts_server_settings[PTS_SET_DB_PASS], buf, c, err, errlen) != 0) {
+    if (full || pts_setting_parse(&pts_server_settings[PTS_SET_DB_PASS], buf, c, err, errlen) != 0) {
         snprintf(err, errlen, "DB_PASS_FILE: '%s' does not hold a valid DB_PASS (expected %s)",
                  path, pts_setting_kinds[PTS_KIND_SECRET].expect);
         return -1;
