@@ -61,9 +61,9 @@ demo: build
 	$(PYTHON) -m pointsmesh.demo
 
 # BENCH_ARGS e.g. "--generator python", "--rounds 3" or "--server-root ../before" (see
-# `python -m pointsmesh.bench --help`).
+# `python -m pointsbench --help`).
 bench: build
-	$(PYTHON) -m pointsmesh.bench $(BENCH_ARGS)
+	$(PYTHON) -m pointsbench $(BENCH_ARGS)
 
 test-containers:
 	ci/docker/start-dockerd.sh

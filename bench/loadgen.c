@@ -22,7 +22,7 @@
  *
  *   loadgen --port PORT [--host 127.0.0.1] [-c 16] [-p 2] [-d 5] [-w 1] [-t 5] [--begin T]
  *
- * Prints one JSON object (the fields of pointsmesh.loadgen.LoadResult) on stdout. Exit status:
+ * Prints one JSON object (the fields of pointsbench.loadgen.LoadResult) on stdout. Exit status:
  * 0 after a run, whatever the servers answered; 1 when the run itself failed; 2 for a bad
  * command line or a target that is not a loopback address.
  */
@@ -170,7 +170,7 @@ static double bucket_value(int i)
     return (double)lo + (double)(width - 1) / 2;
 }
 
-/* Nearest-rank percentile (as pointsmesh.loadgen.percentile), in microseconds. */
+/* Nearest-rank percentile (as pointsbench.loadgen.percentile), in microseconds. */
 static double hist_percentile(const uint64_t *hist, uint64_t n, double q, uint64_t max_us)
 {
     uint64_t rank = (uint64_t)ceil(q / 100 * (double)n);

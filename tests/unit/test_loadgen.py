@@ -1,4 +1,4 @@
-"""The load generators (C: bench/loadgen.c; Python: pointsmesh.loadgen) count good replies and
+"""The load generators (C: bench/loadgen.c; Python: pointsbench.loadgen) count good replies and
 errors by kind, against tiny scripted servers and the reference server; the bench runs with both.
 """
 
@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pointsmesh import bench
-from pointsmesh.devdb import free_port
-from pointsmesh.loadgen import (
+from pointsbench import bench
+from pointsbench.loadgen import (
     GENERATORS,
     LOADGEN_C,
     build_c_generator,
@@ -31,6 +30,7 @@ from pointsmesh.loadgen import (
     run_load_c,
     split,
 )
+from pointsmesh.devdb import free_port
 from pointsmesh.spec import load_protocol
 
 GOOD = b"User: c_user-azmeer, Points: 7, Last Update: 2026-01-05 10:00:00\n"

@@ -11,8 +11,8 @@ kept for comparison. The total concurrency is split over several worker processe
 bounded: a warm-up, a fixed measuring window, and a drain of at most the request timeout.
 Requests that *start* inside the window are counted.
 
-    python -m pointsmesh.loadgen --port 5001 -c 64 -d 5 [--generator c|python] [--generators 2]
-                                 [--json]
+    python -m pointsbench.loadgen --port 5001 -c 64 -d 5 [--generator c|python] [--generators 2]
+                                  [--json]
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import ROOT
-from .spec import load_protocol
-from .spec import reply_regex as spec_reply_regex
+from pointsmesh import ROOT
+from pointsmesh.spec import load_protocol
+from pointsmesh.spec import reply_regex as spec_reply_regex
 
 READ_CAP = 4096
 START_GRACE = 0.2  # seconds between "all workers ready" and the first request

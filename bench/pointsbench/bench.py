@@ -4,7 +4,7 @@ Starts a private MariaDB or MySQL (pointsmesh.devdb), the reference server (benc
 constant reply, no database, the same close sequence as the real servers), one C server and one
 Python server owning real rows, then drives each with a load generator (a fresh connection per
 request, several processes; the C one, bench/loadgen.c, by default, so that the generator is not
-the limit; `--generator python` for pointsmesh.loadgen's) at each concurrency level, interleaved
+the limit; `--generator python` for pointsbench.loadgen's) at each concurrency level, interleaved
 (reference, C, Python at one level, then the next level) so that a noisy machine hurts all three
 alike. Prints one table and the targets, writes the results as JSON, and stops everything it
 started.
@@ -20,9 +20,9 @@ after the run no higher than before the refactor of issue 10. They are reported,
 the exit status is non-zero only when the benchmark itself could not run (a server missing or
 failing to start).
 
-    python -m pointsmesh.bench [--duration 5] [--concurrency 1,16,64] [--servers ref,c,python]
-                               [--generator c|python] [--generators 2] [--rounds 1]
-                               [--server-root DIR] [--json out/bench.json]
+    python -m pointsbench [--duration 5] [--concurrency 1,16,64] [--servers ref,c,python]
+                          [--generator c|python] [--generators 2] [--rounds 1]
+                          [--server-root DIR] [--json out/bench.json]
 
 `--servers ref,c,python,seed` adds a baseline: the seed's Python server design (one client at
 a time, a new database connection per request; bench/seed_server.py). `--server-root DIR` runs
@@ -48,10 +48,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import ROOT
-from .devdb import DevDB, DevDBError, free_port
+from pointsmesh import ROOT
+from pointsmesh.devdb import DevDB, DevDBError, free_port
+from pointsmesh.procs import ServerProc, base_env, exchange, mem_kib, port_open
+
 from .loadgen import GENERATORS, LOADGEN_C, LoadResult, load, reply_regex
-from .procs import ServerProc, base_env, exchange, mem_kib, port_open
 
 REFSERVER = ROOT / "bench/build/refserver"
 # Where a checkout keeps its servers (as procs.C_SERVER and the points_server package).
@@ -635,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="subset of ref,c,python,seed (default ref,c,python; seed: the "
                     "seed's one-at-a-time Python server, a baseline)")
     ap.add_argument("--generator", choices=GENERATORS, default="c",
-                    help="load generator: c (bench/loadgen.c) or python (pointsmesh.loadgen, "
+                    help="load generator: c (bench/loadgen.c) or python (pointsbench.loadgen, "
                     "for comparison); default c")
     ap.add_argument("--generators", type=int, default=2, help="generator processes (default 2)")
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
