@@ -1,36 +1,33 @@
-"""The points protocol on an asyncio event loop: one :class:`Connection` per client
-(design.md sections 1 and 7).
+"""The points protocol server on an asyncio event loop (C: server.c): the listener and its
+accept backpressure, the deadlines, the replies, and graceful shutdown (design.md sections 1
+and 7). Each client is a :class:`~points_server.conn.Connection` (conn.py) watched by the
+server's :class:`~points_server.ae.Ae`.
 
-Cheap per connection: a non-blocking listener and raw non-blocking sockets watched with the
-public ``loop.add_reader``/``add_writer`` (no transport, no task, no timer object per
-connection); the request is read right after accept, since it has often arrived. Idle and
-linger deadlines share one timer each (:class:`DeadlineQueue`: every entry has the same
-duration, so insertion order is deadline order). Replies come from the
+Idle and linger deadlines share one timer each (:class:`DeadlineQueue`: every entry has the
+same duration, so insertion order is deadline order). Replies come from the
 :class:`~points_server.reader.Coalescer`.
 """
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
+from .ae import Ae
 from .config import ServerConfig
+from .conn import LINGER, READING, WAITING, WRITING, Connection
 from .generated import log_events
 from .generated.protocol import (
     CONN_ACCEPT_BATCH,
     CONN_ACCEPT_PAUSE_SECONDS,
     CONN_BUSY_EXTRA,
-    CONN_CLOSED,
-    CONN_LINGER,
     CONN_LINGER_SECONDS,
-    CONN_READING,
     CONN_SHUTDOWN_LINGER_SECONDS,
-    CONN_WAITING,
-    CONN_WRITING,
     ERROR_INDEX,
     ERRORS,
     SLOT_CONNECTIONS_ACTIVE,
@@ -41,13 +38,7 @@ from .generated.protocol import (
 from .log import Logger
 from .metrics import Metrics
 from .reader import Coalescer, ReadResult
-from .request import REQUEST_LINE, Verdict, scan, scan_eof
 
-# The connection's states and numbers come from protocol.toml [connection] (the C server uses
-# the same): READING -> WAITING -> WRITING -> LINGER -> CLOSED, changed by set_state only.
-READING, WAITING, WRITING, LINGER, CLOSED = (
-    CONN_READING, CONN_WAITING, CONN_WRITING, CONN_LINGER, CONN_CLOSED)
-RECV_BYTES = 65536
 T = TypeVar("T")
 _ERROR_LINES: dict[str, bytes] = {code: spec.line for code, spec in ERRORS.items()}
 
@@ -94,185 +85,6 @@ class DeadlineQueue(Generic[T]):
             self._timer = None
 
 
-class Connection:
-    """One client on a raw non-blocking socket watched with ``loop.add_reader``:
-    READING -> WAITING -> WRITING -> LINGER -> CLOSED (or READING -> WRITING an error line),
-    changed by :meth:`set_state` only (C: conn_set_state).
-
-    No asyncio transport: the reply is one short line written with one ``send`` into an empty
-    socket buffer, so the transport machinery (name lookups, TCP_NODELAY, several callbacks per
-    connection) would only cost CPU. A short write still works: the rest goes out on
-    ``add_writer``.
-    """
-
-    __slots__ = ("address", "buf", "eof", "fd", "grace", "linger", "out", "sock", "srv",
-                 "started", "state", "watching", "writing")
-
-    def __init__(self, srv: Server, sock: socket.socket, address: Any) -> None:
-        self.srv = srv
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.address = address
-        self.buf = b""
-        self.state = READING
-        self.linger = True  # WRITING: linger after the reply (else close at once)
-        self.eof = False
-        self.started = 0.0  # when the request was complete (or its error decided)
-        self.grace: asyncio.TimerHandle | None = None
-        self.out = b""
-        self.watching = False
-        self.writing = False
-
-    # -- socket events ---------------------------------------------------------------------
-
-    def readable(self) -> None:
-        """Input (or EOF, or an error) is there; also called once right after accept, since
-        the request has often arrived already."""
-        try:
-            data = self.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            self._watch()
-            return
-        except OSError:  # reset by the peer
-            self.close()
-            return
-        if not data:
-            self._on_eof()
-        elif self.state == READING:
-            self._on_data(data)
-            if self.state in (READING, WAITING):
-                self._watch()  # more of the line, or the peer's EOF while waiting
-        # WAITING: bytes after the request are ignored; WRITING, LINGER: discarded.
-
-    def _on_data(self, data: bytes) -> None:
-        if self.buf:
-            data = self.buf + data
-        elif data == REQUEST_LINE:  # the common case, in one segment
-            self.srv.request(self)
-            return
-        verdict = scan(data)
-        if verdict is Verdict.MORE:
-            self.buf = data
-            self.cancel_grace()
-        elif verdict is Verdict.GRACE:
-            self.buf = data
-            if self.grace is None:
-                self.grace = self.srv.loop.call_later(self.srv.cfg.request_grace, self._grace_over)
-        elif verdict is Verdict.REQUEST:
-            self.srv.request(self)
-        else:
-            self.srv.fail(self, verdict.value)
-
-    def _on_eof(self) -> None:
-        self.eof = True
-        self._unwatch()  # an EOF stays readable: stop watching or the loop spins
-        if self.state == READING:
-            verdict = scan_eof(self.buf)
-            if verdict is Verdict.EMPTY:
-                self.close()  # connect then close: nothing to say
-            elif verdict is Verdict.REQUEST:
-                self.srv.request(self)  # answered later; the write side is still open
-            else:
-                self.srv.fail(self, verdict.value)
-        elif self.state == LINGER:
-            self.close()
-        # WRITING: the socket is closed once the reply is out.
-        # WAITING: the reply is written when the read finishes, then the socket is closed.
-
-    def _watch(self) -> None:
-        if not self.watching and self.state != CLOSED and not self.eof:
-            self.srv.loop.add_reader(self.fd, self.readable)
-            self.watching = True
-
-    def _unwatch(self) -> None:
-        if self.watching:
-            self.srv.loop.remove_reader(self.fd)
-            self.watching = False
-
-    # -- used by the server and the coalescer ----------------------------------------------
-
-    def answer(self, result: ReadResult, now: float) -> None:
-        if self.state == WAITING:
-            if result.error:
-                self.srv.reply(self, _ERROR_LINES[result.error], result.error, now)
-            else:
-                self.srv.reply(self, result.reply, "ok", now)
-
-    def send(self, data: bytes, linger: bool = True) -> None:
-        """Write the one reply, then FIN and linger (or close when the peer already left)."""
-        self.cancel_grace()
-        self.set_state(WRITING)
-        self.linger = linger
-        self.out = data
-        self._flush()
-
-    def _flush(self) -> None:
-        try:
-            sent = self.sock.send(self.out)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:  # the peer is gone (EPIPE, ECONNRESET)
-            self.close()
-            return
-        self.out = self.out[sent:]
-        if self.out:  # rare: the peer's window is full; finish when writable, bounded
-            if not self.writing:
-                self.srv.loop.add_writer(self.fd, self._flush)
-                self.writing = True
-                self.srv.lingering.add(self, self.srv.loop.time())
-            return
-        if self.writing:
-            self.srv.loop.remove_writer(self.fd)
-            self.writing = False
-        if self.eof or not self.linger:
-            self.close()
-            return
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            self.close()
-            return
-        # Linger: read and discard until the peer closes, so unread input cannot turn the
-        # close into a reset that destroys the reply in flight.
-        self.set_state(LINGER)
-        self.srv.lingering.discard(self)
-        self.srv.lingering.add(self, self.srv.loop.time())
-        self._watch()
-
-    def _grace_over(self) -> None:
-        self.grace = None
-        if self.state == READING and scan(self.buf) is Verdict.GRACE:
-            self.srv.request(self)
-
-    def cancel_grace(self) -> None:
-        if self.grace is not None:
-            self.grace.cancel()
-            self.grace = None
-
-    def close(self) -> None:
-        if self.state == CLOSED:
-            return
-        self.cancel_grace()
-        self._unwatch()
-        if self.writing:
-            self.srv.loop.remove_writer(self.fd)
-            self.writing = False
-        self.set_state(CLOSED)
-        self.sock.close()
-        self.srv.closed(self)
-
-    def set_state(self, state: int) -> None:
-        """The one place a connection changes state (its name: CONN_STATE_NAMES[state])."""
-        self.state = state
-
-    def peer(self) -> str:
-        name = self.address
-        if isinstance(name, tuple) and len(name) >= 2:
-            host = f"[{name[0]}]" if ":" in str(name[0]) else str(name[0])
-            return f"{host}:{name[1]}"
-        return str(name or "")
-
-
 class Server:
     """Accepts, tracks and answers connections; drives graceful shutdown."""
 
@@ -283,6 +95,7 @@ class Server:
         self.log = log
         self.metrics = metrics
         self.coalescer = coalescer
+        self.ae = Ae(loop)
         self.active = 0
         self.reading: DeadlineQueue[Connection] = DeadlineQueue(loop, cfg.idle_timeout, self._idle)
         self.lingering: DeadlineQueue[Connection] = DeadlineQueue(
@@ -321,9 +134,15 @@ class Server:
         sock = self._listener
         if sock is None:
             return
+        # socket.accept() wraps the descriptor in a socket.socket through Python code; the
+        # C-level _socket.socket it derives from has all a connection uses (recv, send,
+        # shutdown, close) and costs a third less per accept, on a path run once per request.
+        accept = sock._accept  # type: ignore[attr-defined]  # (fd, address), as accept4(2)
+        family, kind, proto = sock.family, sock.type, sock.proto
+        loop_time = self.loop.time
         for _ in range(CONN_ACCEPT_BATCH):
             try:
-                client, address = sock.accept()
+                fd, address = accept()
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
@@ -333,10 +152,16 @@ class Server:
                     # Out of descriptors: leave the clients in the backlog and retry shortly.
                     self._pause_accepting()
                 return
+            client = _socket.socket(family, kind, proto, fd)
             client.setblocking(False)
             conn = Connection(self, client, address)
             if self.opened(conn):
-                conn.readable()  # the request is often there already
+                # The request is often there already: read first, and start the idle deadline
+                # (from the accept) only for a connection still reading.
+                now = loop_time()
+                conn.readable()
+                if conn.state == READING:
+                    self.reading.add(conn, now)
 
     def _pause_accepting(self) -> None:
         if self._listener is None or self._accept_paused:
@@ -367,7 +192,8 @@ class Server:
     # -- connection events -----------------------------------------------------------------
 
     def opened(self, conn: Connection) -> bool:
-        """Count a new connection; False when it was answered server-busy instead."""
+        """Count a new connection; False when it was answered server-busy instead (the caller
+        starts its idle deadline)."""
         # The request path's slots belong to this thread: indexed directly (no method call per
         # connection on the hot path; Metrics.add is for the other threads' code).
         values = self.metrics.value
@@ -378,7 +204,6 @@ class Server:
             self.fail(conn, "server-busy",
                       linger=self.active <= self.cfg.max_connections + CONN_BUSY_EXTRA)
             return False
-        self.reading.add(conn, self.loop.time())
         return True
 
     def request(self, conn: Connection) -> None:
@@ -396,6 +221,13 @@ class Server:
         now = time.monotonic()
         conn.started = now
         self.reply(conn, _ERROR_LINES[code], code, now, linger)
+
+    def answer(self, conn: Connection, result: ReadResult, now: float) -> None:
+        """The read a waiting connection asked for is there: its reply or its error line."""
+        if result.error:
+            self.reply(conn, _ERROR_LINES[result.error], result.error, now)
+        else:
+            self.reply(conn, result.reply, "ok", now)
 
     def reply(self, conn: Connection, data: bytes, outcome: str, now: float,
               linger: bool = True) -> None:
@@ -467,3 +299,4 @@ class Server:
         self._close_listener()
         self.reading.close()
         self.lingering.close()
+        self.ae.close()
