@@ -1,11 +1,10 @@
-/* The event loop and the per-connection state machine (docs/design.md sections 1, 2, 7). */
+/* The event loop: accepting, timers, coalesced reads, shutdown (docs/design.md sections 1, 2,
+ * 7); see server.h. The connections themselves: conn.c. */
 #include "server.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -14,7 +13,6 @@
 
 #include "generated/log_events.h"
 #include "net.h"
-#include "request.h"
 
 /* The connection's numbers (protocol.toml [connection]; the Python server uses the same). */
 #define LINGER_NS ((int64_t)(PTS_CONN_LINGER_SECONDS * NS_PER_SEC))
@@ -22,89 +20,15 @@
 #define SHUTDOWN_LINGER_NS ((int64_t)(PTS_CONN_SHUTDOWN_LINGER_SECONDS * NS_PER_SEC))
 #define ACCEPT_BATCH PTS_CONN_ACCEPT_BATCH
 #define BUSY_EXTRA PTS_CONN_BUSY_EXTRA
-#define FREE_CACHE 1024   /* connection structs kept for reuse */
-#define LINGER_READS 32   /* reads of 64 KiB per linger turn before yielding */
-
-struct conn {
-    struct ae_file file; /* the socket in the loop */
-    int fd;
-    enum pts_conn_state state; /* changed by conn_set_state only */
-    int outcome;            /* -1: reply; else enum pts_error */
-    size_t len;
-    int64_t deadline;       /* idle deadline (READING) or linger deadline (WRITING, LINGER) */
-    int64_t grace_deadline;
-    int64_t t_req;          /* when the request became complete (or the error was decided) */
-    struct dlist link;      /* idle, pending, batch or linger list; free list */
-    struct dlist glink;     /* grace list (READING) or again list (LINGER) */
-    const char *out;
-    size_t out_len, out_off;
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in;
-        struct sockaddr_in6 in6;
-    } peer;
-    char buf[REQUEST_BUF_CAP];
-};
-
-static struct conn *link_conn(struct dlist *l) { return container_of(l, struct conn, link); }
-static struct conn *glink_conn(struct dlist *l) { return container_of(l, struct conn, glink); }
 
 static void resume_accept(struct server *s);
 static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events);
 static void release_list(struct server *s, struct dlist *l);
 
-/* The one place a connection changes state (its name: pts_conn_state_name). */
-static void conn_set_state(struct conn *c, enum pts_conn_state state)
-{
-    c->state = state;
-}
-static void conn_send(struct server *s, struct conn *c, const char *data, size_t len, int outcome);
+/* ---- what connections ask of the server (conn.h) -------------------------------------- */
 
-/* ---- connection life ------------------------------------------------------------------ */
-
-static struct conn *conn_alloc(struct server *s)
+void server_conn_closed(struct server *s, struct conn *c)
 {
-    struct conn *c;
-    if (!dlist_empty(&s->free_list)) {
-        c = link_conn(s->free_list.next);
-        dlist_remove(&c->link);
-        s->nfree--;
-    } else {
-        c = malloc(sizeof *c);
-        if (!c)
-            return NULL;
-    }
-    c->fd = -1;
-    conn_set_state(c, PTS_CONN_READING);
-    c->outcome = -1;
-    c->len = 0;
-    c->deadline = c->grace_deadline = c->t_req = 0;
-    dlist_init(&c->link);
-    dlist_init(&c->glink);
-    c->out = NULL;
-    c->out_len = c->out_off = 0;
-    return c;
-}
-
-static void conn_free(struct server *s, struct conn *c)
-{
-    if (s->nfree < FREE_CACHE) {
-        dlist_push_back(&s->free_list, &c->link);
-        s->nfree++;
-    } else {
-        free(c);
-    }
-}
-
-static void conn_release(struct server *s, struct conn *c)
-{
-    dlist_remove(&c->link);
-    dlist_remove(&c->glink);
-    if (close(c->fd) < 0 && errno != EINTR) {
-        /* EBADF would be a bug; nothing else can be done about EIO on a socket. */
-    }
-    c->fd = -1;
-    conn_set_state(c, PTS_CONN_CLOSED); /* later events of this turn for it are ignored */
     s->nconns--;
     metrics_add(s->m, PTS_S_CONNECTIONS_ACTIVE, -1);
     dlist_push_back(&s->dead, &c->link);
@@ -112,93 +36,22 @@ static void conn_release(struct server *s, struct conn *c)
         resume_accept(s);
 }
 
-/* The debug-level request event: the peer is formatted only when it is logged. */
-static void trace_request(struct server *s, struct conn *c, int outcome, int64_t dur_ns)
+void server_grace_start(struct server *s, struct conn *c)
 {
-    if (!log_enabled(s->log, PTS_EV_REQUEST))
-        return;
-    char peer[64];
-    net_format_peer(&c->peer.sa, peer, sizeof peer);
-    log_request(s->log, peer, outcome < 0 ? "ok" : pts_error_code[outcome], (double)dur_ns / 1e6);
+    c->grace_deadline = mono_ns() + s->grace_ns;
+    dlist_push_back(&s->grace, &c->glink);
 }
 
-/* Read and discard input until EOF (close), EAGAIN (wait) or the per-turn budget. */
-static void linger_drain(struct server *s, struct conn *c)
+void server_linger_start(struct server *s, struct conn *c, int64_t now)
 {
-    for (int i = 0; i < LINGER_READS; i++) {
-        ssize_t n = recv(c->fd, s->scratch, sizeof s->scratch, MSG_DONTWAIT);
-        if (n > 0)
-            continue;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        conn_release(s, c); /* EOF, or the peer reset: done */
-        return;
-    }
-    if (dlist_empty(&c->glink))
-        dlist_push_back(&s->again, &c->glink); /* more to discard on the next turn */
-}
-
-static void conn_flush(struct server *s, struct conn *c)
-{
-    while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n >= 0) {
-            c->out_off += (size_t)n;
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            if (c->out != c->buf) { /* keep the rest in the connection's own buffer */
-                size_t rest = c->out_len - c->out_off;
-                memmove(c->buf, c->out + c->out_off, rest);
-                c->out = c->buf;
-                c->out_len = rest;
-                c->out_off = 0;
-            }
-            if (dlist_empty(&c->link)) {
-                c->deadline = mono_ns() + LINGER_NS;
-                dlist_push_back(&s->linger, &c->link);
-            }
-            return; /* EPOLLOUT continues */
-        }
-        conn_release(s, c); /* EPIPE, ECONNRESET: the client is gone */
-        return;
-    }
-    int64_t now = mono_ns();
-    metrics_reply(s->m, c->outcome, now - c->t_req);
-    trace_request(s, c, c->outcome, now - c->t_req);
-    dlist_remove(&c->link);
-    if (shutdown(c->fd, SHUT_WR) < 0) {
-        conn_release(s, c);
-        return;
-    }
-    conn_set_state(c, PTS_CONN_LINGER);
     c->deadline = now + LINGER_NS;
     dlist_push_back(&s->linger, &c->link);
-    linger_drain(s, c);
 }
 
-static void conn_send(struct server *s, struct conn *c, const char *data, size_t len, int outcome)
+void server_drain_again(struct server *s, struct conn *c)
 {
-    dlist_remove(&c->link);
-    dlist_remove(&c->glink);
-    conn_set_state(c, PTS_CONN_WRITING);
-    c->outcome = outcome;
-    c->out = data;
-    c->out_len = len;
-    c->out_off = 0;
-    conn_flush(s, c);
-}
-
-static void conn_error(struct server *s, struct conn *c, enum pts_error e)
-{
-    if (c->state == PTS_CONN_READING)
-        c->t_req = mono_ns();
-    conn_send(s, c, pts_error_line[e], strlen(pts_error_line[e]), (int)e);
+    if (dlist_empty(&c->glink))
+        dlist_push_back(&s->again, &c->glink);
 }
 
 /* ---- reads of the row ----------------------------------------------------------------- */
@@ -217,7 +70,7 @@ static void start_read(struct server *s)
     reader_request(s->rd);
 }
 
-static void request_ready(struct server *s, struct conn *c)
+void server_request_ready(struct server *s, struct conn *c)
 {
     dlist_remove(&c->link);
     dlist_remove(&c->glink);
@@ -267,79 +120,6 @@ static void on_read_done(struct ae_loop *ae, struct ae_file *f, uint32_t events)
     start_read(s);
 }
 
-/* ---- reading a request ---------------------------------------------------------------- */
-
-static void conn_read(struct server *s, struct conn *c)
-{
-    for (;;) {
-        ssize_t n = recv(c->fd, c->buf + c->len, REQUEST_BUF_CAP - c->len, MSG_DONTWAIT);
-        enum verdict r;
-        if (n > 0) {
-            c->len += (size_t)n;
-            r = request_scan(c->buf, c->len);
-        } else if (n == 0) {
-            r = request_scan_eof(c->buf, c->len);
-        } else if (errno == EINTR) {
-            continue;
-        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            return;
-        } else {
-            conn_release(s, c); /* reset by the peer */
-            return;
-        }
-        switch (r) {
-        case VERDICT_REQUEST:
-            request_ready(s, c);
-            return;
-        case VERDICT_UNKNOWN:
-            conn_error(s, c, PTS_ERR_UNKNOWN_COMMAND);
-            return;
-        case VERDICT_TOO_LONG:
-            conn_error(s, c, PTS_ERR_LINE_TOO_LONG);
-            return;
-        case VERDICT_EMPTY:
-            conn_release(s, c); /* connect then close: nothing to answer */
-            return;
-        case VERDICT_GRACE:
-            dlist_remove(&c->glink);
-            c->grace_deadline = mono_ns() + s->grace_ns;
-            dlist_push_back(&s->grace, &c->glink);
-            break;
-        case VERDICT_MORE:
-            dlist_remove(&c->glink);
-            break;
-        }
-        if (c->len >= REQUEST_BUF_CAP) /* cannot happen: a full buffer always decides */
-            return;
-    }
-}
-
-static void on_conn(struct ae_loop *ae, struct ae_file *f, uint32_t events)
-{
-    struct server *s = ae->owner;
-    struct conn *c = container_of(f, struct conn, file);
-    const uint32_t input = EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP;
-    switch (c->state) {
-    case PTS_CONN_CLOSED: /* closed earlier in this turn (e.g. answered by a finished read) */
-    case PTS_CONN_STATES_COUNT:
-        break;
-    case PTS_CONN_READING:
-        if (events & input) /* not the bare "writable" edge that follows every accept */
-            conn_read(s, c);
-        break;
-    case PTS_CONN_WAITING:
-        break; /* the reply comes from the read; EOF and errors show up when writing */
-    case PTS_CONN_WRITING:
-        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-            conn_flush(s, c);
-        break;
-    case PTS_CONN_LINGER:
-        if (events & input)
-            linger_drain(s, c);
-        break;
-    }
-}
-
 /* ---- accepting ------------------------------------------------------------------------ */
 
 static void pause_accept(struct server *s)
@@ -368,7 +148,7 @@ static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events)
     (void)events;
     struct server *s = ae->owner;
     for (int i = 0; i < ACCEPT_BATCH && s->listen_fd >= 0; i++) {
-        struct conn *c = conn_alloc(s);
+        struct conn *c = conn_alloc(&s->pool);
         if (!c) {
             pause_accept(s); /* out of memory: let the backlog wait */
             return;
@@ -377,18 +157,16 @@ static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events)
         int fd = accept4(s->listen_fd, &c->peer.sa, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
-            conn_free(s, c);
+            conn_free(&s->pool, c);
             if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM)
                 continue;
             if (e != EAGAIN && e != EWOULDBLOCK)
                 pause_accept(s); /* EMFILE, ENFILE, ENOBUFS, ENOMEM: retry when fds free up */
             return;
         }
-        c->fd = fd;
-        if (ae_add(&s->ae, &c->file, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_conn)
-            < 0) {
+        if (conn_watch(&s->ae, c, fd) < 0) {
             close(fd);
-            conn_free(s, c);
+            conn_free(&s->pool, c);
             pause_accept(s);
             return;
         }
@@ -398,14 +176,10 @@ static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events)
         int64_t now = mono_ns();
         c->t_req = now;
         if (s->nconns > (size_t)s->cfg->max_connections) {
-            if (s->nconns > (size_t)s->cfg->max_connections + BUSY_EXTRA) {
-                const char *line = pts_error_line[PTS_ERR_SERVER_BUSY];
-                if (send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
-                    metrics_reply(s->m, PTS_ERR_SERVER_BUSY, 0);
-                conn_release(s, c);
-            } else {
+            if (s->nconns > (size_t)s->cfg->max_connections + BUSY_EXTRA)
+                conn_refuse(s, c, PTS_ERR_SERVER_BUSY);
+            else
                 conn_error(s, c, PTS_ERR_SERVER_BUSY);
-            }
             continue;
         }
         c->deadline = now + s->idle_ns;
@@ -488,13 +262,13 @@ static void run_timers(struct server *s, int64_t now)
         struct conn *c = glink_conn(s->grace.next);
         if (c->grace_deadline > now)
             break;
-        request_ready(s, c);
+        server_request_ready(s, c);
     }
     while (!dlist_empty(&s->linger)) {
         struct conn *c = link_conn(s->linger.next);
         if (c->deadline > now)
             break;
-        conn_release(s, c);
+        conn_close(s, c);
     }
     if (s->accept_paused && now >= s->accept_resume)
         resume_accept(s);
@@ -512,7 +286,7 @@ static void run_again(struct server *s)
     while (!dlist_empty(&todo)) {
         struct conn *c = glink_conn(todo.next);
         dlist_remove(&c->glink);
-        linger_drain(s, c);
+        conn_drain(s, c);
     }
 }
 
@@ -522,7 +296,7 @@ static void free_dead(struct server *s)
     while (!dlist_empty(&s->dead)) {
         struct conn *c = link_conn(s->dead.next);
         dlist_remove(&c->link);
-        conn_free(s, c);
+        conn_free(&s->pool, c);
     }
 }
 
@@ -581,7 +355,7 @@ int server_init(struct server *s, const struct pts_server_config *cfg, struct lo
     dlist_init(&s->again);
     dlist_init(&s->pending);
     dlist_init(&s->batch);
-    dlist_init(&s->free_list);
+    conn_pool_init(&s->pool);
     dlist_init(&s->dead);
     s->idle_ns = secs_to_ns(cfg->idle_timeout);
     s->grace_ns = secs_to_ns(cfg->request_grace);
@@ -625,7 +399,7 @@ int server_attach_reader(struct server *s, char *err, size_t errlen)
 static void release_list(struct server *s, struct dlist *l)
 {
     while (!dlist_empty(l))
-        conn_release(s, link_conn(l->next));
+        conn_close(s, link_conn(l->next));
 }
 
 void server_destroy(struct server *s)
@@ -636,12 +410,7 @@ void server_destroy(struct server *s)
     release_list(s, &s->batch);
     release_list(s, &s->linger);
     free_dead(s);
-    while (!dlist_empty(&s->free_list)) {
-        struct conn *c = link_conn(s->free_list.next);
-        dlist_remove(&c->link);
-        free(c);
-    }
-    s->nfree = 0;
+    conn_pool_destroy(&s->pool);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     if (s->sig_fd >= 0)

@@ -1,7 +1,12 @@
 /* The points protocol server: one event loop (ae.c) for every client connection.
  *
- * Per connection (enum pts_conn_state, protocol.toml [connection]): READING -> WAITING (for a
- * coalesced read) -> WRITING -> LINGER -> CLOSED, changed by conn_set_state only.
+ * server.c owns what spans connections: the listener and accept (in batches; paused when
+ * descriptors or memory run out, resumed after a pause or when a connection closes), the
+ * three timer lists, the batch of requests waiting for the coalescing reader and the fan-out
+ * of its result, shutdown (signals, drain, forced stop) and the run loop. A connection itself
+ * (its state machine, reads, replies, linger, close, the pool of structs) is conn.c's; conn.h
+ * says what each asks of the other. Mirror: points_server/server.py (class Server).
+ *
  * Timers are three FIFO lists, each ordered by construction because every entry of a list
  * gets the same duration: idle (from accept), grace (from the last byte), linger (from the
  * reply). Signals arrive through a signalfd; read results through the reader's eventfd. */
@@ -13,6 +18,7 @@
 
 #include "ae.h"
 #include "config.h"
+#include "conn.h"
 #include "log.h"
 #include "metrics.h"
 #include "reader.h"
@@ -26,11 +32,12 @@ struct server {
     struct ae_loop ae;
     int listen_fd, sig_fd;
     struct ae_file listen_file, sig_file, reader_file;
-    struct dlist idle, grace, linger, again, pending, batch, free_list;
+    struct dlist idle, grace, linger, again, pending, batch;
     /* Closed this loop turn; recycled only after the turn, since events for them may still
      * be pending in the batch the loop is handling. */
     struct dlist dead;
-    size_t nconns, nfree;
+    struct conn_pool pool;
+    size_t nconns;
     int read_in_flight;
     int accept_paused;
     int64_t accept_resume;
@@ -53,5 +60,8 @@ int server_attach_reader(struct server *s, char *err, size_t errlen);
 /* Serve until a signal and the drain of section 7 are done. 0, or -1 on a fatal error. */
 int server_run(struct server *s);
 void server_destroy(struct server *s);
+
+/* The functions conn.c calls (server_request_ready, server_conn_closed, server_grace_start,
+ * server_linger_start, server_drain_again) are declared in conn.h, with that interface. */
 
 #endif
