@@ -8,16 +8,17 @@ PYTHON ?= $(VENV)/bin/python
 PYTEST ?= $(PYTHON) -m pytest
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: help setup build render check-render lint test test-mysql test-c-units demo bench \
+.PHONY: help setup build render check-render lint test test-mysql test-c-units demo bench certs \
         test-containers cluster cluster-delete test-cluster test-e2e k8s-demo ci clean
 
 help:
 	@echo "make setup            install prerequisites (apt-get when root), .venv, build C"
 	@echo "make demo             private database + all six servers + all six clients"
-	@echo "make test             lint, render drift check, unit, chart, conformance, integration"
+	@echo "make test             lint, render drift check, unit, chart, conformance (plain, TLS), integration"
 	@echo "make test-mysql       conformance + integration against Oracle MySQL (root once: install)"
 	@echo "make bench            load-test each server against a no-database reference"
 	@echo "make render           re-render files derived from protocol.toml and roster.yaml"
+	@echo "make certs            a local CA and TLS certificates for the roster (out/tls)"
 	@echo "make test-containers  images + docker compose (needs a Docker engine)"
 	@echo "make test-cluster     kind cluster smoke test (needs a Docker engine)"
 	@echo "make test-e2e         the Helm chart and k8s/ on a cluster: pytest tests/e2e"
@@ -47,8 +48,10 @@ lint: check-render
 # Each component's own tests live beside it; tests/ holds the cross-component suites.
 UNIT_TESTS = tests/unit services/c-server/tests services/py-server/tests clients/py-client/tests
 
+# The conformance suite twice: plaintext, then every server over TLS (POINTS_MESH_TLS=1).
 test: build lint
 	$(PYTEST) $(UNIT_TESTS) tests/chart tests/conformance tests/integration
+	POINTS_MESH_TLS=1 $(PYTEST) tests/conformance
 
 # The conformance and integration suites against Oracle MySQL instead of MariaDB: the dev
 # database's MySQL flavour (pointsmesh.devdb). tools/install-mysql.sh builds MySQL's Debian root
@@ -62,6 +65,11 @@ demo: build
 
 # BENCH_ARGS e.g. "--generator python", "--rounds 3" or "--server-root ../before" (see
 # `python -m pointsbench --help`).
+# TLS for Compose (docs/design.md section 9): a local CA, the servers' certificate for the
+# roster's service names, a client certificate; nothing secret is committed (out/ is ignored).
+certs:
+	$(PYTHON) -m pointsmesh.certs --out out/tls
+
 bench: build
 	$(PYTHON) -m pointsbench $(BENCH_ARGS)
 

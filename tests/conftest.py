@@ -1,6 +1,11 @@
 """Shared fixtures: a private database per session (MariaDB, or MySQL with
 POINTS_MESH_DB_FLAVOUR=mysql), servers as real processes, clean teardown.
 
+With POINTS_MESH_TLS=1 every server a suite starts speaks TLS on its protocol port (a CA and a
+certificate for localhost/127.0.0.1 made for the session by pointsmesh.certs), and the suites'
+connections (ServerProc.connect, .request) verify it: the same tests, over TLS. A server kind
+that does not support TLS yet is skipped, with the reason.
+
 Every server a test starts is stopped with SIGTERM at teardown; the test then fails if the
 server did not exit 0, if a sanitizer reported anything in its output, or if the server logged
 an `internal_error` (a bug it survived) or printed a Python traceback.
@@ -8,25 +13,36 @@ an `internal_error` (a bug it survived) or printed a Python traceback.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from testhelpers import SERVER_KINDS, counter
+from testhelpers import SERVER_KINDS, TLS_MISSING, counter
 
+from pointsmesh import certs, tlsclient
 from pointsmesh.devdb import DevDB, DevDBError, default_flavour, server_version
 from pointsmesh.procs import ServerProc
 from pointsmesh.spec import Protocol, load_protocol
 
+TLS_MODE = os.environ.get("POINTS_MESH_TLS") == "1"
+
 
 def pytest_report_header() -> str:
-    """The database the suites run against, with its exact version."""
+    """The database the suites run against, with its exact version (and TLS mode)."""
     flavour = default_flavour()
     try:
         version = server_version(flavour)
     except DevDBError as e:
         version = f"not installed ({e})"
-    return f"database: {flavour} ({version})"
+    tls = "; protocol port over TLS (POINTS_MESH_TLS=1)" if TLS_MODE else ""
+    return f"database: {flavour} ({version}){tls}"
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA, a server certificate for localhost and 127.0.0.1, and a client certificate."""
+    return certs.make_set(tmp_path_factory.mktemp("tls"), ["localhost"])
 
 
 @pytest.fixture(params=SERVER_KINDS)
@@ -61,7 +77,8 @@ TRACEBACK = "Traceback (most recent call last)"
 
 
 @pytest.fixture
-def make_server(tmp_path: Path, db: DevDB) -> Iterator[ServerFactory]:
+def make_server(tmp_path: Path, db: DevDB,
+                request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
     """start(kind, row=..., database=db, wait="ready", **settings) -> a running ServerProc.
 
     allow_internal_errors=True exempts that server from the teardown's check for
@@ -75,9 +92,17 @@ def make_server(tmp_path: Path, db: DevDB) -> Iterator[ServerFactory]:
               **settings: str) -> ServerProc:
         env = {**(database or db).env(), "SERVER_USER": row, "UPDATE_INTERVAL": "0",
                "IDLE_TIMEOUT": "2", "SHUTDOWN_TIMEOUT": "3"}
+        tls = None
+        if TLS_MODE:
+            if kind in TLS_MISSING:
+                pytest.skip(f"POINTS_MESH_TLS=1: {TLS_MISSING[kind]} does not support TLS yet")
+            files: dict[str, Path] = request.getfixturevalue("tls_files")
+            env.update(TLS_CERT_FILE=str(files["server.crt"]),
+                       TLS_KEY_FILE=str(files["server.key"]))
+            tls = tlsclient.client_context(str(files["ca.crt"]))
         env.update({k.upper(): str(v) for k, v in settings.items()})
         server = ServerProc(kind, env, tmp_path / "logs", name=f"{kind}-{next(counter)}",
-                            port=port)
+                            port=port, tls=tls)
         started.append(server)
         if allow_internal_errors:
             exempt.add(server.name)

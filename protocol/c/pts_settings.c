@@ -239,6 +239,19 @@ enum pts_action pts_settings_load(const struct pts_setting *table, int count, vo
     for (int i = 0; i < count; i++)
         if (pts_setting_parse(&table[i], raw[i], config, err, errlen) != 0)
             return PTS_ACTION_ERROR;
+    /* Settings that need others (a certificate its key): checked once every value is valid. */
+    for (int i = 0; i < count; i++) {
+        if (!raw[i][0])
+            continue;
+        for (size_t r = 0; r < sizeof table[i].requires / sizeof table[i].requires[0]; r++) {
+            int other = table[i].requires[r];
+            if (other >= 0 && other < count && !raw[other][0]) {
+                snprintf(err, errlen, "%s (%s): required with %s", table[other].env,
+                         table[other].flag, table[i].env);
+                return PTS_ACTION_ERROR;
+            }
+        }
+    }
     return action;
 }
 

@@ -12,6 +12,26 @@ const char *const pts_conn_state_name[PTS_CONN_STATES_COUNT] = {
     "closed",
 };
 
+const struct pts_tls_failure pts_tls_failure_results[] = {
+    {"WRONG_VERSION_NUMBER", "not-tls"},
+    {"HTTP_REQUEST", "not-tls"},
+    {"HTTPS_PROXY_REQUEST", "not-tls"},
+    {"UNKNOWN_PROTOCOL", "not-tls"},
+    {"PACKET_LENGTH_TOO_LONG", "not-tls"},
+    {"RECORD_LENGTH_MISMATCH", "not-tls"},
+    {"UNSUPPORTED_PROTOCOL", "not-tls"},
+    {"VERSION_TOO_LOW", "not-tls"},
+    {"PEER_DID_NOT_RETURN_A_CERTIFICATE", "certificate"},
+    {"CERTIFICATE_VERIFY_FAILED", "certificate"},
+    {"SSLV3_ALERT_BAD_CERTIFICATE", "certificate"},
+    {"SSLV3_ALERT_CERTIFICATE_UNKNOWN", "certificate"},
+    {"SSLV3_ALERT_CERTIFICATE_EXPIRED", "certificate"},
+    {"TLSV1_ALERT_UNKNOWN_CA", "certificate"},
+    {"TLSV13_ALERT_CERTIFICATE_REQUIRED", "certificate"},
+    {"NO_CERTIFICATE_RETURNED", "certificate"},
+    {NULL, NULL},
+};
+
 const char *const pts_error_code[PTS_ERR_COUNT] = {
     "unknown-command",
     "line-too-long",
@@ -231,6 +251,22 @@ const struct pts_setting_kind pts_setting_kinds[PTS_KINDS_COUNT] = {
         .aliases = NULL,
         .expect = "a file path",
     },
+    [PTS_KIND_HOST0] = {
+        .name = "host0",
+        .type = PTS_KT_TEXT,
+        .min = 0.0,
+        .max = 0.0,
+        .min_exclusive = 0,
+        .min_bytes = 0,
+        .max_bytes = 255,
+        .no_space = 1,
+        .no_comma = 0,
+        .brackets = 1,
+        .secret = 0,
+        .choices = NULL,
+        .aliases = NULL,
+        .expect = "a host name or address (or nothing)",
+    },
     [PTS_KIND_LEVEL] = {
         .name = "level",
         .type = PTS_KT_CHOICE,
@@ -256,6 +292,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_HOST,
         offsetof(struct pts_server_config, server_host),
         sizeof(((struct pts_server_config *)0)->server_host),
+        { -1, -1, },
     },
     [PTS_SET_SERVER_PORT] = {
         "SERVER_PORT", "--server-port", "5001",
@@ -263,6 +300,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_PORT,
         offsetof(struct pts_server_config, server_port),
         sizeof(((struct pts_server_config *)0)->server_port),
+        { -1, -1, },
     },
     [PTS_SET_SERVER_USER] = {
         "SERVER_USER", "--server-user", "c_user",
@@ -270,6 +308,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_ROW,
         offsetof(struct pts_server_config, server_user),
         sizeof(((struct pts_server_config *)0)->server_user),
+        { -1, -1, },
     },
     [PTS_SET_HEALTH_HOST] = {
         "HEALTH_HOST", "--health-host", "0.0.0.0",
@@ -277,6 +316,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_HOST,
         offsetof(struct pts_server_config, health_host),
         sizeof(((struct pts_server_config *)0)->health_host),
+        { -1, -1, },
     },
     [PTS_SET_HEALTH_PORT] = {
         "HEALTH_PORT", "--health-port", "8080",
@@ -284,6 +324,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_PORT0,
         offsetof(struct pts_server_config, health_port),
         sizeof(((struct pts_server_config *)0)->health_port),
+        { -1, -1, },
     },
     [PTS_SET_DB_HOST] = {
         "DB_HOST", "--db-host", "database",
@@ -291,6 +332,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_HOST,
         offsetof(struct pts_server_config, db_host),
         sizeof(((struct pts_server_config *)0)->db_host),
+        { -1, -1, },
     },
     [PTS_SET_DB_PORT] = {
         "DB_PORT", "--db-port", "3306",
@@ -298,6 +340,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_PORT,
         offsetof(struct pts_server_config, db_port),
         sizeof(((struct pts_server_config *)0)->db_port),
+        { -1, -1, },
     },
     [PTS_SET_DB_USER] = {
         "DB_USER", "--db-user", "points_app",
@@ -305,6 +348,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_STRING,
         offsetof(struct pts_server_config, db_user),
         sizeof(((struct pts_server_config *)0)->db_user),
+        { -1, -1, },
     },
     [PTS_SET_DB_PASS] = {
         "DB_PASS", "--db-pass", "",
@@ -312,6 +356,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_SECRET,
         offsetof(struct pts_server_config, db_pass),
         sizeof(((struct pts_server_config *)0)->db_pass),
+        { -1, -1, },
     },
     [PTS_SET_DB_PASS_FILE] = {
         "DB_PASS_FILE", "--db-pass-file", "",
@@ -319,6 +364,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_PATH,
         offsetof(struct pts_server_config, db_pass_file),
         sizeof(((struct pts_server_config *)0)->db_pass_file),
+        { -1, -1, },
     },
     [PTS_SET_DB_NAME] = {
         "DB_NAME", "--db-name", "project_db",
@@ -326,6 +372,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_STRING,
         offsetof(struct pts_server_config, db_name),
         sizeof(((struct pts_server_config *)0)->db_name),
+        { -1, -1, },
     },
     [PTS_SET_DB_TIMEZONE] = {
         "DB_TIMEZONE", "--db-timezone", "+08:00",
@@ -333,6 +380,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_STRING,
         offsetof(struct pts_server_config, db_timezone),
         sizeof(((struct pts_server_config *)0)->db_timezone),
+        { -1, -1, },
     },
     [PTS_SET_DB_CONNECT_TIMEOUT] = {
         "DB_CONNECT_TIMEOUT", "--db-connect-timeout", "3",
@@ -340,6 +388,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_DURATION,
         offsetof(struct pts_server_config, db_connect_timeout),
         sizeof(((struct pts_server_config *)0)->db_connect_timeout),
+        { -1, -1, },
     },
     [PTS_SET_DB_QUERY_TIMEOUT] = {
         "DB_QUERY_TIMEOUT", "--db-query-timeout", "5",
@@ -347,6 +396,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_DURATION,
         offsetof(struct pts_server_config, db_query_timeout),
         sizeof(((struct pts_server_config *)0)->db_query_timeout),
+        { -1, -1, },
     },
     [PTS_SET_UPDATE_INTERVAL] = {
         "UPDATE_INTERVAL", "--update-interval", "30",
@@ -354,6 +404,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_DURATION0,
         offsetof(struct pts_server_config, update_interval),
         sizeof(((struct pts_server_config *)0)->update_interval),
+        { -1, -1, },
     },
     [PTS_SET_LOCK_NAME] = {
         "LOCK_NAME", "--lock-name", "",
@@ -361,6 +412,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_LOCK,
         offsetof(struct pts_server_config, lock_name),
         sizeof(((struct pts_server_config *)0)->lock_name),
+        { -1, -1, },
     },
     [PTS_SET_IDLE_TIMEOUT] = {
         "IDLE_TIMEOUT", "--idle-timeout", "10",
@@ -368,6 +420,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_DURATION,
         offsetof(struct pts_server_config, idle_timeout),
         sizeof(((struct pts_server_config *)0)->idle_timeout),
+        { -1, -1, },
     },
     [PTS_SET_REQUEST_GRACE] = {
         "REQUEST_GRACE", "--request-grace", "0.05",
@@ -375,6 +428,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_DURATION,
         offsetof(struct pts_server_config, request_grace),
         sizeof(((struct pts_server_config *)0)->request_grace),
+        { -1, -1, },
     },
     [PTS_SET_MAX_CONNECTIONS] = {
         "MAX_CONNECTIONS", "--max-connections", "4096",
@@ -382,6 +436,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_COUNT,
         offsetof(struct pts_server_config, max_connections),
         sizeof(((struct pts_server_config *)0)->max_connections),
+        { -1, -1, },
     },
     [PTS_SET_LISTEN_BACKLOG] = {
         "LISTEN_BACKLOG", "--listen-backlog", "4096",
@@ -389,6 +444,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_COUNT,
         offsetof(struct pts_server_config, listen_backlog),
         sizeof(((struct pts_server_config *)0)->listen_backlog),
+        { -1, -1, },
     },
     [PTS_SET_SHUTDOWN_TIMEOUT] = {
         "SHUTDOWN_TIMEOUT", "--shutdown-timeout", "10",
@@ -396,6 +452,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_DURATION,
         offsetof(struct pts_server_config, shutdown_timeout),
         sizeof(((struct pts_server_config *)0)->shutdown_timeout),
+        { -1, -1, },
     },
     [PTS_SET_MAX_STALENESS] = {
         "MAX_STALENESS", "--max-staleness", "0",
@@ -403,6 +460,39 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_DURATION0,
         offsetof(struct pts_server_config, max_staleness),
         sizeof(((struct pts_server_config *)0)->max_staleness),
+        { -1, -1, },
+    },
+    [PTS_SET_TLS_CERT_FILE] = {
+        "TLS_CERT_FILE", "--tls-cert-file", "",
+        "certificate chain (PEM) of the points protocol port; with TLS_KEY_FILE the port speaks TLS only (empty: plaintext)",
+        PTS_KIND_PATH,
+        offsetof(struct pts_server_config, tls_cert_file),
+        sizeof(((struct pts_server_config *)0)->tls_cert_file),
+        { PTS_SET_TLS_KEY_FILE, -1, },
+    },
+    [PTS_SET_TLS_KEY_FILE] = {
+        "TLS_KEY_FILE", "--tls-key-file", "",
+        "private key (PEM) of TLS_CERT_FILE",
+        PTS_KIND_PATH,
+        offsetof(struct pts_server_config, tls_key_file),
+        sizeof(((struct pts_server_config *)0)->tls_key_file),
+        { PTS_SET_TLS_CERT_FILE, -1, },
+    },
+    [PTS_SET_TLS_CLIENT_CA_FILE] = {
+        "TLS_CLIENT_CA_FILE", "--tls-client-ca-file", "",
+        "CA certificates (PEM): every client must present a certificate one of them signed (mutual TLS; empty: none asked)",
+        PTS_KIND_PATH,
+        offsetof(struct pts_server_config, tls_client_ca_file),
+        sizeof(((struct pts_server_config *)0)->tls_client_ca_file),
+        { PTS_SET_TLS_CERT_FILE, -1, },
+    },
+    [PTS_SET_DB_TLS_CA_FILE] = {
+        "DB_TLS_CA_FILE", "--db-tls-ca-file", "",
+        "CA certificates (PEM) for the database: sessions use TLS, verify the server's certificate and its name (DB_HOST), and fail rather than fall back to plaintext (empty: no verification; the drivers still encrypt when the server offers TLS)",
+        PTS_KIND_PATH,
+        offsetof(struct pts_server_config, db_tls_ca_file),
+        sizeof(((struct pts_server_config *)0)->db_tls_ca_file),
+        { -1, -1, },
     },
     [PTS_SET_LOG_LEVEL] = {
         "LOG_LEVEL", "--log-level", "info",
@@ -410,6 +500,7 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         PTS_KIND_LEVEL,
         offsetof(struct pts_server_config, log_level),
         sizeof(((struct pts_server_config *)0)->log_level),
+        { -1, -1, },
     },
 };
 
@@ -420,6 +511,7 @@ const struct pts_setting pts_client_settings[PTS_CSET_COUNT] = {
         PTS_KIND_HOST,
         offsetof(struct pts_client_config, target_host),
         sizeof(((struct pts_client_config *)0)->target_host),
+        { -1, -1, },
     },
     [PTS_CSET_TARGET_PORT] = {
         "TARGET_PORT", "--target-port", "5001",
@@ -427,6 +519,7 @@ const struct pts_setting pts_client_settings[PTS_CSET_COUNT] = {
         PTS_KIND_PORT,
         offsetof(struct pts_client_config, target_port),
         sizeof(((struct pts_client_config *)0)->target_port),
+        { -1, -1, },
     },
     [PTS_CSET_CLIENT_RETRIES] = {
         "CLIENT_RETRIES", "--client-retries", "10",
@@ -434,6 +527,7 @@ const struct pts_setting pts_client_settings[PTS_CSET_COUNT] = {
         PTS_KIND_COUNT,
         offsetof(struct pts_client_config, client_retries),
         sizeof(((struct pts_client_config *)0)->client_retries),
+        { -1, -1, },
     },
     [PTS_CSET_CLIENT_RETRY_DELAY] = {
         "CLIENT_RETRY_DELAY", "--client-retry-delay", "0.5",
@@ -441,6 +535,7 @@ const struct pts_setting pts_client_settings[PTS_CSET_COUNT] = {
         PTS_KIND_DURATION,
         offsetof(struct pts_client_config, client_retry_delay),
         sizeof(((struct pts_client_config *)0)->client_retry_delay),
+        { -1, -1, },
     },
     [PTS_CSET_CLIENT_RETRY_MAX_DELAY] = {
         "CLIENT_RETRY_MAX_DELAY", "--client-retry-max-delay", "5",
@@ -448,6 +543,7 @@ const struct pts_setting pts_client_settings[PTS_CSET_COUNT] = {
         PTS_KIND_DURATION,
         offsetof(struct pts_client_config, client_retry_max_delay),
         sizeof(((struct pts_client_config *)0)->client_retry_max_delay),
+        { -1, -1, },
     },
     [PTS_CSET_CLIENT_TIMEOUT] = {
         "CLIENT_TIMEOUT", "--client-timeout", "5",
@@ -455,6 +551,39 @@ const struct pts_setting pts_client_settings[PTS_CSET_COUNT] = {
         PTS_KIND_DURATION,
         offsetof(struct pts_client_config, client_timeout),
         sizeof(((struct pts_client_config *)0)->client_timeout),
+        { -1, -1, },
+    },
+    [PTS_CSET_TLS_CA_FILE] = {
+        "TLS_CA_FILE", "--tls-ca-file", "",
+        "CA certificates (PEM) that signed the server's certificate: the client speaks TLS and verifies the server, never falling back to plaintext (empty: plaintext)",
+        PTS_KIND_PATH,
+        offsetof(struct pts_client_config, tls_ca_file),
+        sizeof(((struct pts_client_config *)0)->tls_ca_file),
+        { -1, -1, },
+    },
+    [PTS_CSET_TLS_SERVER_NAME] = {
+        "TLS_SERVER_NAME", "--tls-server-name", "",
+        "name the server's certificate must carry (empty: TARGET_HOST)",
+        PTS_KIND_HOST0,
+        offsetof(struct pts_client_config, tls_server_name),
+        sizeof(((struct pts_client_config *)0)->tls_server_name),
+        { PTS_CSET_TLS_CA_FILE, -1, },
+    },
+    [PTS_CSET_TLS_CLIENT_CERT_FILE] = {
+        "TLS_CLIENT_CERT_FILE", "--tls-client-cert-file", "",
+        "client certificate chain (PEM) for servers that ask for one (mutual TLS)",
+        PTS_KIND_PATH,
+        offsetof(struct pts_client_config, tls_client_cert_file),
+        sizeof(((struct pts_client_config *)0)->tls_client_cert_file),
+        { PTS_CSET_TLS_CLIENT_KEY_FILE, PTS_CSET_TLS_CA_FILE, },
+    },
+    [PTS_CSET_TLS_CLIENT_KEY_FILE] = {
+        "TLS_CLIENT_KEY_FILE", "--tls-client-key-file", "",
+        "private key (PEM) of TLS_CLIENT_CERT_FILE",
+        PTS_KIND_PATH,
+        offsetof(struct pts_client_config, tls_client_key_file),
+        sizeof(((struct pts_client_config *)0)->tls_client_key_file),
+        { PTS_CSET_TLS_CLIENT_CERT_FILE, -1, },
     },
 };
 
@@ -464,6 +593,10 @@ static const char *const points_requests_total_labels[] = {NULL};
 static const char *const points_errors_total_labels[] = {"code", NULL};
 static const char *const points_errors_total_series[] = {"unknown-command", "line-too-long", "idle-timeout", "db-unavailable", "row-missing", "server-busy", "shutting-down", NULL};
 static const char *const points_request_duration_seconds_labels[] = {NULL};
+static const char *const points_tls_handshakes_total_labels[] = {"result", NULL};
+static const char *const points_tls_handshakes_total_series[] = {"ok", "not-tls", "certificate", "closed", "timeout", "protocol", NULL};
+static const char *const points_tls_reloads_total_labels[] = {"result", NULL};
+static const char *const points_tls_reloads_total_series[] = {"ok", "failed", NULL};
 static const char *const points_db_reads_total_labels[] = {NULL};
 static const char *const points_db_errors_total_labels[] = {"op", NULL};
 static const char *const points_db_errors_total_series[] = {"connect", "read", "update", "lock", NULL};
@@ -523,6 +656,26 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .slot = -1,
         .nseries = 0,
     },
+    [PTS_M_TLS_HANDSHAKES_TOTAL] = {
+        .name = "points_tls_handshakes_total",
+        .type = "counter",
+        .help = "TLS handshakes on the protocol port, by result: ok, or why one failed (not-tls: plaintext or another protocol; certificate: a client certificate missing or not verified; closed: the peer closed or reset first; timeout: unfinished after IDLE_TIMEOUT; protocol: any other TLS error).",
+        .shape = PTS_MS_VALUE,
+        .labels = points_tls_handshakes_total_labels,
+        .series = points_tls_handshakes_total_series,
+        .slot = 10,
+        .nseries = 6,
+    },
+    [PTS_M_TLS_RELOADS_TOTAL] = {
+        .name = "points_tls_reloads_total",
+        .type = "counter",
+        .help = "Times the certificate files changed and were read again, by result (failed: the previous certificate stays in use).",
+        .shape = PTS_MS_VALUE,
+        .labels = points_tls_reloads_total_labels,
+        .series = points_tls_reloads_total_series,
+        .slot = 16,
+        .nseries = 2,
+    },
     [PTS_M_DB_READS_TOTAL] = {
         .name = "points_db_reads_total",
         .type = "counter",
@@ -530,7 +683,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_db_reads_total_labels,
         .series = NULL,
-        .slot = 10,
+        .slot = 18,
         .nseries = 1,
     },
     [PTS_M_DB_ERRORS_TOTAL] = {
@@ -540,7 +693,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_db_errors_total_labels,
         .series = points_db_errors_total_series,
-        .slot = 11,
+        .slot = 19,
         .nseries = 4,
     },
     [PTS_M_DB_UP] = {
@@ -550,7 +703,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_db_up_labels,
         .series = NULL,
-        .slot = 15,
+        .slot = 23,
         .nseries = 1,
     },
     [PTS_M_UPDATES_TOTAL] = {
@@ -560,7 +713,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_updates_total_labels,
         .series = NULL,
-        .slot = 16,
+        .slot = 24,
         .nseries = 1,
     },
     [PTS_M_UPDATE_LOCK_HELD] = {
@@ -570,7 +723,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_update_lock_held_labels,
         .series = NULL,
-        .slot = 17,
+        .slot = 25,
         .nseries = 1,
     },
     [PTS_M_BUILD_INFO] = {
@@ -616,6 +769,9 @@ static const char *const ev_lock_acquired_fields[] = {"lock", "first_update_in",
 static const char *const ev_lock_lost_fields[] = {"lock", "error", NULL};
 static const char *const ev_updated_fields[] = {"points", NULL};
 static const char *const ev_request_fields[] = {"peer", "outcome", "duration_ms", NULL};
+static const char *const ev_tls_loaded_fields[] = {"cert_file", "client_ca", NULL};
+static const char *const ev_tls_reload_failed_fields[] = {"cert_file", "error", NULL};
+static const char *const ev_tls_handshake_failed_fields[] = {"peer", "reason", "error", NULL};
 static const char *const ev_shutdown_started_fields[] = {"signal", "in_flight", NULL};
 static const char *const ev_stopped_fields[] = {"served", NULL};
 static const char *const ev_config_error_fields[] = {"error", NULL};
@@ -632,6 +788,9 @@ const struct pts_log_event pts_log_events[PTS_EV_COUNT] = {
     {"lock_lost", "warn", 2, ev_lock_lost_fields},
     {"updated", "info", 1, ev_updated_fields},
     {"request", "debug", 3, ev_request_fields},
+    {"tls_loaded", "info", 2, ev_tls_loaded_fields},
+    {"tls_reload_failed", "warn", 2, ev_tls_reload_failed_fields},
+    {"tls_handshake_failed", "debug", 3, ev_tls_handshake_failed_fields},
     {"shutdown_started", "info", 2, ev_shutdown_started_fields},
     {"stopped", "info", 1, ev_stopped_fields},
     {"config_error", "error", 1, ev_config_error_fields},

@@ -25,9 +25,16 @@ enum pts_conn_state {
     PTS_CONN_STATES_COUNT
 };
 extern const char *const pts_conn_state_name[PTS_CONN_STATES_COUNT];
+
+/* A failed TLS handshake's result (points_tls_handshakes_total), by OpenSSL reason name in
+ * upper case with "_" for spaces (protocol.toml [tls.failure_reason]); NULL-terminated. Any
+ * other reason counts as "protocol". */
+struct pts_tls_failure { const char *reason, *result; };
+extern const struct pts_tls_failure pts_tls_failure_results[];
 #define PTS_CONN_LINGER_SECONDS 2.0
 #define PTS_CONN_ACCEPT_BATCH 256
 #define PTS_CONN_ACCEPT_PAUSE_SECONDS 0.1
+#define PTS_CONN_TLS_RELOAD_CHECK_SECONDS 1.0
 #define PTS_CONN_BUSY_EXTRA 64
 #define PTS_CONN_SHUTDOWN_LINGER_SECONDS 0.5
 
@@ -72,6 +79,7 @@ enum pts_setting_kind_id {
     PTS_KIND_STRING,
     PTS_KIND_SECRET,
     PTS_KIND_PATH,
+    PTS_KIND_HOST0,
     PTS_KIND_LEVEL,
     PTS_KINDS_COUNT
 };
@@ -93,6 +101,7 @@ struct pts_setting {
     enum pts_setting_kind_id kind;
     size_t offset; /* of the field in struct pts_server_config / pts_client_config */
     size_t size;   /* of that field (text: its buffer, max_bytes + 1) */
+    int requires[2]; /* settings (ids) that must be set too when this one is; -1: none */
 };
 
 /* The server settings, typed: one field per setting, named like its variable. */
@@ -119,6 +128,10 @@ struct pts_server_config {
     long listen_backlog;
     double shutdown_timeout;
     double max_staleness;
+    char tls_cert_file[4096];
+    char tls_key_file[4096];
+    char tls_client_ca_file[4096];
+    char db_tls_ca_file[4096];
     int log_level;
 };
 enum pts_server_setting {
@@ -144,6 +157,10 @@ enum pts_server_setting {
     PTS_SET_LISTEN_BACKLOG,
     PTS_SET_SHUTDOWN_TIMEOUT,
     PTS_SET_MAX_STALENESS,
+    PTS_SET_TLS_CERT_FILE,
+    PTS_SET_TLS_KEY_FILE,
+    PTS_SET_TLS_CLIENT_CA_FILE,
+    PTS_SET_DB_TLS_CA_FILE,
     PTS_SET_LOG_LEVEL,
     PTS_SET_COUNT
 };
@@ -157,6 +174,10 @@ struct pts_client_config {
     double client_retry_delay;
     double client_retry_max_delay;
     double client_timeout;
+    char tls_ca_file[4096];
+    char tls_server_name[256];
+    char tls_client_cert_file[4096];
+    char tls_client_key_file[4096];
 };
 enum pts_client_setting {
     PTS_CSET_TARGET_HOST,
@@ -165,6 +186,10 @@ enum pts_client_setting {
     PTS_CSET_CLIENT_RETRY_DELAY,
     PTS_CSET_CLIENT_RETRY_MAX_DELAY,
     PTS_CSET_CLIENT_TIMEOUT,
+    PTS_CSET_TLS_CA_FILE,
+    PTS_CSET_TLS_SERVER_NAME,
+    PTS_CSET_TLS_CLIENT_CERT_FILE,
+    PTS_CSET_TLS_CLIENT_KEY_FILE,
     PTS_CSET_COUNT
 };
 extern const struct pts_setting pts_client_settings[PTS_CSET_COUNT];
@@ -201,6 +226,8 @@ enum pts_metric_id {
     PTS_M_REQUESTS_TOTAL,
     PTS_M_ERRORS_TOTAL,
     PTS_M_REQUEST_DURATION_SECONDS,
+    PTS_M_TLS_HANDSHAKES_TOTAL,
+    PTS_M_TLS_RELOADS_TOTAL,
     PTS_M_DB_READS_TOTAL,
     PTS_M_DB_ERRORS_TOTAL,
     PTS_M_DB_UP,
@@ -216,12 +243,14 @@ enum pts_metric_slot {
     PTS_S_CONNECTIONS_ACTIVE = 1,
     PTS_S_REQUESTS_TOTAL = 2,
     PTS_S_ERRORS_TOTAL = 3,
-    PTS_S_DB_READS_TOTAL = 10,
-    PTS_S_DB_ERRORS_TOTAL = 11,
-    PTS_S_DB_UP = 15,
-    PTS_S_UPDATES_TOTAL = 16,
-    PTS_S_UPDATE_LOCK_HELD = 17,
-    PTS_SLOTS_COUNT = 18
+    PTS_S_TLS_HANDSHAKES_TOTAL = 10,
+    PTS_S_TLS_RELOADS_TOTAL = 16,
+    PTS_S_DB_READS_TOTAL = 18,
+    PTS_S_DB_ERRORS_TOTAL = 19,
+    PTS_S_DB_UP = 23,
+    PTS_S_UPDATES_TOTAL = 24,
+    PTS_S_UPDATE_LOCK_HELD = 25,
+    PTS_SLOTS_COUNT = 26
 };
 
 /* Values of the op label of points_db_errors_total. */
@@ -233,6 +262,18 @@ enum pts_db_op {
     PTS_OP_COUNT
 };
 extern const char *const pts_db_op_name[PTS_OP_COUNT];
+
+/* Values of the result label of points_tls_handshakes_total (series i is
+ * PTS_S_TLS_HANDSHAKES_TOTAL + i). */
+enum pts_tls_result {
+    PTS_TLS_OK,
+    PTS_TLS_NOT_TLS,
+    PTS_TLS_CERTIFICATE,
+    PTS_TLS_CLOSED,
+    PTS_TLS_TIMEOUT,
+    PTS_TLS_PROTOCOL,
+    PTS_TLS_RESULTS_COUNT
+};
 
 #define PTS_DURATION_BUCKETS_COUNT 13
 extern const double pts_duration_buckets[PTS_DURATION_BUCKETS_COUNT];
@@ -255,6 +296,9 @@ enum pts_log_event_id {
     PTS_EV_LOCK_LOST,
     PTS_EV_UPDATED,
     PTS_EV_REQUEST,
+    PTS_EV_TLS_LOADED,
+    PTS_EV_TLS_RELOAD_FAILED,
+    PTS_EV_TLS_HANDSHAKE_FAILED,
     PTS_EV_SHUTDOWN_STARTED,
     PTS_EV_STOPPED,
     PTS_EV_CONFIG_ERROR,

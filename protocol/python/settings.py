@@ -139,7 +139,14 @@ def load(
     action, flags = parse_argv(table, argv)
     if action in (Action.HELP, Action.VERSION):
         return action, None
-    values = {s.field: parse_value(s, raw_text(s, flags, environ)) for s in table}
+    texts = {s.env: raw_text(s, flags, environ) for s in table}
+    values = {s.field: parse_value(s, texts[s.env]) for s in table}
+    for s in table:
+        if texts[s.env]:
+            for env in s.requires:
+                if not texts[env]:
+                    other = next(o for o in table if o.env == env)
+                    raise ConfigError(f"{other.env} ({other.flag}): required with {s.env}")
     return action, cls(**values)
 
 

@@ -181,7 +181,7 @@ def test_sigterm_finishes_in_flight_and_stops_accepting(make_server, protocol, k
     row = unique_row(f"ops-sigterm-{kind}")
     server = make_server(kind, row, shutdown_timeout="5", idle_timeout="5")
     port = server.port
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    with server.connect(timeout=10) as s:
         s.sendall(b"REQUEST_LATEST")
         time.sleep(0.2)
         server.signal(signal.SIGTERM)
@@ -202,7 +202,7 @@ def test_sigterm_finishes_in_flight_and_stops_accepting(make_server, protocol, k
 def test_sigterm_answers_idle_connections_shutting_down(make_server, protocol, kind):
     server = make_server(kind, unique_row(f"ops-sigterm-idle-{kind}"), shutdown_timeout="1",
                          idle_timeout="30")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+    with server.connect(timeout=10) as s:
         time.sleep(0.1)
         started = time.monotonic()
         server.signal(signal.SIGTERM)

@@ -130,6 +130,24 @@ CASES: list[tuple[str, dict[str, str], list[str], dict[str, str] | str]] = [
     # the password file
     ("server", {"DB_PASS_FILE": "/nonexistent/secret"}, [],
      "DB_PASS_FILE: cannot read '/nonexistent/secret': No such file or directory"),
+    # `requires`: a setting that needs another (a certificate its key), checked after values.
+    ("server", {"TLS_CERT_FILE": "/x.crt"}, [],
+     "TLS_KEY_FILE (--tls-key-file): required with TLS_CERT_FILE"),
+    ("server", {"TLS_KEY_FILE": "/x.key"}, [],
+     "TLS_CERT_FILE (--tls-cert-file): required with TLS_KEY_FILE"),
+    ("server", {"TLS_CLIENT_CA_FILE": "/ca.crt"}, [],
+     "TLS_CERT_FILE (--tls-cert-file): required with TLS_CLIENT_CA_FILE"),
+    ("server", {}, ["--tls-cert-file=/x.crt", "--tls-key-file", "/x.key"],
+     {"TLS_CERT_FILE": "/x.crt", "TLS_KEY_FILE": "/x.key"}),
+    ("client", {"TLS_CLIENT_CERT_FILE": "/c.crt", "TLS_CLIENT_KEY_FILE": "/c.key"}, [],
+     "TLS_CA_FILE (--tls-ca-file): required with TLS_CLIENT_CERT_FILE"),
+    ("client", {"TLS_SERVER_NAME": "points.example"}, [],
+     "TLS_CA_FILE (--tls-ca-file): required with TLS_SERVER_NAME"),
+    ("client", {"TLS_CA_FILE": "/ca.crt", "TLS_SERVER_NAME": "[::1]"}, [],
+     {"TLS_CA_FILE": "/ca.crt", "TLS_SERVER_NAME": "::1"}),
+    ("client", {"TLS_CA_FILE": "/ca.crt", "TLS_SERVER_NAME": "a b"}, [],
+     "TLS_SERVER_NAME (--tls-server-name): invalid value 'a b' (expected a host name or address "
+     "(or nothing))"),
 ]
 
 

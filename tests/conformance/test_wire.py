@@ -75,7 +75,7 @@ def test_seed_c_client_request_without_terminator(make_server, protocol, kind):
     """The seed's C client writes the command with no newline, then blocks in read()."""
     row = unique_row(f"conf-noterm-{kind}")
     server = make_server(kind, row, request_grace="0.05")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+    with server.connect(timeout=5) as s:
         started = time.monotonic()
         s.sendall(b"REQUEST_LATEST_POINTS")
         reply = recv_all(s)
@@ -96,7 +96,7 @@ def test_request_without_terminator_then_half_close(make_server, protocol, kind)
 def test_request_sent_one_byte_at_a_time(make_server, protocol, kind):
     row = unique_row(f"conf-bytes-{kind}")
     server = make_server(kind, row, request_grace="0.5")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+    with server.connect(timeout=5) as s:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for byte in b"REQUEST_LATEST_POINTS\n":
             s.send(bytes([byte]))
@@ -154,7 +154,7 @@ def test_line_too_long(make_server, protocol, kind, size):
     """The error line must reach the client even while it is still sending (no RST loss)."""
     server = make_server(kind, unique_row(f"conf-long-{kind}"))
     expected = protocol.error("line-too-long").line.encode()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+    with server.connect(timeout=10) as s:
         # The server may stop reading early; the reply must still be readable.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             s.sendall(b"B" * size)
@@ -164,7 +164,7 @@ def test_line_too_long(make_server, protocol, kind, size):
 
 def test_idle_client_gets_idle_timeout(make_server, protocol, kind):
     server = make_server(kind, unique_row(f"conf-idle-{kind}"), idle_timeout="1")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+    with server.connect(timeout=10) as s:
         started = time.monotonic()
         reply = recv_all(s)
         elapsed = time.monotonic() - started
@@ -174,7 +174,7 @@ def test_idle_client_gets_idle_timeout(make_server, protocol, kind):
 
 def test_partial_command_then_silence_is_idle_timeout(make_server, protocol, kind):
     server = make_server(kind, unique_row(f"conf-idle-partial-{kind}"), idle_timeout="1")
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+    with server.connect(timeout=10) as s:
         s.sendall(b"REQUEST_LAT")
         assert recv_all(s) == protocol.error("idle-timeout").line.encode()
 
@@ -183,7 +183,7 @@ def test_connect_and_close_is_harmless(make_server, protocol, kind):
     row = unique_row(f"conf-connclose-{kind}")
     server = make_server(kind, row)
     for _ in range(50):
-        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+        socket.create_connection(("127.0.0.1", server.port), timeout=5).close()  # raw: no TLS
     # Abortive closes (RST) too.
     for _ in range(20):
         s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
@@ -197,7 +197,7 @@ def test_connect_and_close_is_harmless(make_server, protocol, kind):
 def test_server_busy_beyond_max_connections(make_server, protocol, kind):
     row = unique_row(f"conf-busy-{kind}")
     server = make_server(kind, row, max_connections="4", idle_timeout="5")
-    held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(4)]
+    held = [server.connect(timeout=5) for _ in range(4)]
     try:
         time.sleep(0.2)
         assert server.request() == protocol.error("server-busy").line.encode()
@@ -262,7 +262,8 @@ def test_no_descriptor_leak_on_bad_input(make_server, protocol, kind):
     payloads = [b"X\n", b"A" * 5000, b"", b"REQUEST_LATEST_POINTS\n", b"\x00" * 10 + b"\n"]
     for i in range(100):
         with contextlib.suppress(OSError):
-            exchange(server.port, payloads[i % len(payloads)], half_close=(i % 2 == 0))
+            exchange(server.port, payloads[i % len(payloads)], half_close=(i % 2 == 0),
+                     tls=server.tls)
     deadline = time.monotonic() + 5
     while server.fd_count() > baseline and time.monotonic() < deadline:
         time.sleep(0.1)

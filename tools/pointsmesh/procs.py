@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from . import ROOT
+from . import ROOT, tlsclient
 from .devdb import free_port, terminate
 from .spec import load_protocol
 
@@ -128,9 +129,11 @@ def base_env() -> dict[str, str]:
 
 
 def exchange(port: int, payload: bytes = REQUEST, host: str = "127.0.0.1",
-             timeout: float = 10.0, half_close: bool = False) -> bytes:
-    """Connect, send payload, optionally half-close, and read until the server closes."""
-    with socket.create_connection((host, port), timeout=timeout) as s:
+             timeout: float = 10.0, half_close: bool = False,
+             tls: ssl.SSLContext | None = None) -> bytes:
+    """Connect (over TLS with tls), send payload, optionally half-close, and read until the
+    server closes."""
+    with tlsclient.connect(host, port, timeout, tls) as s:
         s.settimeout(timeout)
         if payload:
             s.sendall(payload)
@@ -164,6 +167,7 @@ class ServerProc:
     port: int = 0
     health_port: int = 0
     proc: subprocess.Popen | None = None
+    tls: ssl.SSLContext | None = None  # the client side, when the server speaks TLS
     log_path: Path = field(init=False)
     _log_file: BinaryIO | None = field(default=None, init=False, repr=False)
 
@@ -267,7 +271,13 @@ class ServerProc:
         return out
 
     def request(self, payload: bytes = REQUEST, **kw) -> bytes:
+        kw.setdefault("tls", self.tls)
         return exchange(self.port, payload, **kw)
+
+    def connect(self, timeout: float = 10.0) -> socket.socket | tlsclient.TlsSocket:
+        """A connection to the protocol port; over TLS (handshake done) when the server
+        speaks it (self.tls: the client context the suites use)."""
+        return tlsclient.connect("127.0.0.1", self.port, timeout, self.tls)
 
     def fd_count(self) -> int:
         assert self.proc is not None

@@ -112,12 +112,15 @@ def render_template(name: str, p: Protocol) -> str:
         Program("client", "PTS_CSET", p.client_settings),
     )
     db_ops = next(m for m in p.metrics if m.name == "points_db_errors_total").label_values["op"]
+    tls_results = next(m for m in p.metrics
+                       if m.name == "points_tls_handshakes_total").label_values["result"]
     return _environment().get_template(name).render(
         header=HEADER,
         release=project_version(),
         p=p,
         programs=programs,
         db_ops=db_ops,
+        tls_results=tls_results,
         reply_printf=reply_printf(p.reply_format),
         reply_regex=reply_regex(p.reply_format.rstrip("\n")),
     )

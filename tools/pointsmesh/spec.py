@@ -36,6 +36,8 @@ class Setting:
     kind: str
     help: str
     default_python: str | None = None
+    # Settings that must be set too when this one is (non-empty), e.g. a certificate's key.
+    requires: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -127,6 +129,8 @@ class Protocol:
     log_common_fields: tuple[str, ...]
     log_events: tuple[LogEvent, ...]
     connection: dict[str, Any] = field(default_factory=dict)
+    # [tls.failure_reason]: handshake failure result -> OpenSSL reason names (upper case)
+    tls_failure_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def error(self, code: str) -> ErrorSpec:
         for e in self.errors:
@@ -178,6 +182,14 @@ def reply_regex(reply_format: str, user: str | None = None) -> str:
     return "".join(out)
 
 
+REQUIRES_MAX = 2  # C: struct pts_setting's requires[]
+
+
+def _setting(spec: dict[str, Any]) -> Setting:
+    fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+    return Setting(**fields)
+
+
 def _setting_kind(name: str, spec: dict[str, Any]) -> SettingKind:
     fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                               for k, v in spec.items()}
@@ -217,14 +229,16 @@ def load_protocol(path: Path = PROTOCOL_FILE) -> Protocol:
         errors=errors,
         setting_kinds={name: _setting_kind(name, spec)
                        for name, spec in data["setting_kind"].items()},
-        server_settings=tuple(Setting(**s) for s in data["server_config"]),
-        client_settings=tuple(Setting(**s) for s in data["client_config"]),
+        server_settings=tuple(_setting(s) for s in data["server_config"]),
+        client_settings=tuple(_setting(s) for s in data["client_config"]),
         sql=dict(data["sql"]),
         duration_buckets=tuple(float(b) for b in data["metrics"]["duration_buckets"]),
         metrics=tuple(metrics),
         log_common_fields=tuple(data["log"]["common_fields"]),
         connection={k: tuple(v) if isinstance(v, list) else v
                     for k, v in data["connection"].items()},
+        tls_failure_reasons={k: tuple(v)
+                             for k, v in data["tls"]["failure_reason"].items()},
         log_events=tuple(
             LogEvent(e["name"], e["level"], tuple(e["fields"]),
                      tuple(field_types.get(f, "?") for f in e["fields"]))
@@ -244,9 +258,22 @@ def _validate(p: Protocol) -> None:
             raise ValueError(f"protocol.toml: bad error {e.code!r}")
     if str(p.max_line_bytes) not in p.error("line-too-long").message:
         raise ValueError("protocol.toml: line-too-long message must state max_line_bytes")
+    results = next(m.label_values["result"] for m in p.metrics
+                   if m.name == "points_tls_handshakes_total")
+    for result in p.tls_failure_reasons:
+        if result not in results:
+            raise ValueError(f"protocol.toml: [tls.failure_reason] {result} is no result of "
+                             "points_tls_handshakes_total")
     envs = [s.env for s in p.server_settings + p.client_settings]
     if len(set(envs)) != len(envs):
         raise ValueError("protocol.toml: duplicate setting")
+    for table in (p.server_settings, p.client_settings):
+        names = [s.env for s in table]
+        for s in table:
+            if len(s.requires) > REQUIRES_MAX or any(r not in names or r == s.env
+                                                     for r in s.requires):
+                raise ValueError(f"protocol.toml: {s.env} requires {s.requires!r}: at most "
+                                 f"{REQUIRES_MAX} other settings of the same program")
     for s in p.server_settings + p.client_settings:
         if s.kind not in p.setting_kinds:
             raise ValueError(f"protocol.toml: {s.env} has an unknown kind {s.kind!r}")

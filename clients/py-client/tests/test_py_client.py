@@ -38,7 +38,8 @@ def test_defaults_come_from_the_protocol() -> None:
 def test_environment_then_flags() -> None:
     env = {"TARGET_HOST": "c-server-akmal", "TARGET_PORT": "5003", "CLIENT_RETRIES": "3",
            "CLIENT_RETRY_DELAY": "0.25", "CLIENT_RETRY_MAX_DELAY": "2", "CLIENT_TIMEOUT": ".5"}
-    assert load([], env)[1] == ClientConfig("c-server-akmal", 5003, 3, 0.25, 2.0, 0.5)
+    assert load([], env)[1] == ClientConfig("c-server-akmal", 5003, 3, 0.25, 2.0, 0.5,
+                                            "", "", "", "")
     _, s = load(["--target-port", "6000", "--client-retries=7", "--target-host=h"], env)
     assert s is not None
     assert (s.target_host, s.target_port, s.client_retries, s.client_timeout) == (

@@ -47,7 +47,7 @@ void test_metrics(struct unit *u)
     size_t len = metrics_render(&m, text, METRICS_TEXT_MAX);
     CHECK(u, len > 0 && len == strlen(text) && text[len - 1] == '\n');
     for (int i = 0; i < PTS_M_COUNT; i++) {
-        char l[256];
+        char l[1024];
         snprintf(l, sizeof l, "# HELP %s %s", pts_metrics[i].name, pts_metrics[i].help);
         CHECK(u, has_line(text, l));
         snprintf(l, sizeof l, "# TYPE %s %s", pts_metrics[i].name, pts_metrics[i].type);
@@ -89,7 +89,8 @@ void test_metrics(struct unit *u)
         }
         line = nl + 1;
     }
-    CHECK(u, samples == 3 + PTS_ERR_COUNT + PTS_DURATION_BUCKETS_COUNT + 3 + 1 + PTS_OP_COUNT + 4);
+    CHECK(u, samples == 3 + PTS_ERR_COUNT + PTS_TLS_RESULTS_COUNT + 2 + PTS_DURATION_BUCKETS_COUNT +
+                            3 + 1 + PTS_OP_COUNT + 4);
 
     /* Counting: replies, error codes, cumulative buckets, sum. */
     metrics_reply(&m, -1, 300000);                      /* 0.3 ms */

@@ -16,7 +16,7 @@ SAMPLE: dict[str, object] = {
     "role": "reader", "host": "db", "op": "read", "error": "gone", "retry_in": 0.1234567,
     "lock": "points:x", "first_update_in": 1.5, "points": 7, "peer": "127.0.0.1:5",
     "outcome": "ok", "duration_ms": 0.25, "signal": "SIGTERM", "in_flight": 3, "served": 9,
-    "where": "event loop",
+    "where": "event loop", "cert_file": "/tls/tls.crt", "client_ca": "", "reason": "not-tls",
 }
 
 

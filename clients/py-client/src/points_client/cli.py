@@ -7,6 +7,12 @@ within CLIENT_TIMEOUT, sends the request line and reads until the server closes 
 timed out / unresolved / closed without a reply / a retryable ERROR: retry with a doubling delay,
 at most CLIENT_RETRIES attempts (exit 1 with the last reason when exhausted). A non-retryable
 ERROR or an unexpected answer: exit 1 at once. A bad setting: exit 2.
+
+TLS (design.md section 9) when TLS_CA_FILE is set: the server's certificate must chain to
+those CAs and carry TLS_SERVER_NAME (default TARGET_HOST); TLS_CLIENT_CERT_FILE/KEY_FILE are
+presented when the server asks. A certificate that does not verify, or a server that does not
+speak TLS, ends the client at once (exit 1), never falling back to plaintext; a handshake cut
+short (reset, timeout) is retried like a failed connect.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import enum
 import os
 import re
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -172,11 +179,67 @@ def _exchange(sock: socket.socket, timeout: float) -> tuple[bytes, str]:
     return bytes(data), "cap"
 
 
-def run_attempt(settings: ClientConfig) -> Attempt:
-    """One attempt: a fresh connection, closed on every path."""
+def tls_context(settings: ClientConfig) -> ssl.SSLContext | None:
+    """The TLS context TLS_CA_FILE asks for (None: plaintext); ConfigError when a file cannot
+    be used."""
+    if not settings.tls_ca_file:
+        return None
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=settings.tls_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"TLS_CA_FILE (--tls-ca-file): cannot load "
+                          f"'{settings.tls_ca_file}': {_tls_reason(exc)}") from None
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.tls_client_cert_file:
+        try:
+            ctx.load_cert_chain(settings.tls_client_cert_file, settings.tls_client_key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"TLS_CLIENT_CERT_FILE (--tls-client-cert-file): cannot load "
+                              f"'{settings.tls_client_cert_file}': {_tls_reason(exc)}") from None
+    return ctx
+
+
+def _tls_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc).lower().replace("_", " ")
+    if isinstance(exc, OSError):
+        return _os_reason(exc)
+    return str(exc)
+
+
+def _handshake(sock: socket.socket, ctx: ssl.SSLContext, settings: ClientConfig,
+               ) -> tuple[socket.socket | None, Attempt | None]:
+    """TLS over a connected socket: (the TLS socket, None) or (None, why it failed). The caller
+    closes sock on failure."""
+    name = settings.tls_server_name or settings.target_host
+    try:
+        sock.settimeout(settings.client_timeout)
+        return ctx.wrap_socket(sock, server_hostname=name), None
+    except TimeoutError:
+        return None, Attempt(Outcome.RETRY, "TLS handshake timed out after "
+                             f"{_fmt_seconds(settings.client_timeout)} s")
+    except (ssl.SSLEOFError, ConnectionError) as exc:  # cut short: the server may be restarting
+        return None, Attempt(Outcome.RETRY, f"TLS handshake: {_tls_reason(exc)}")
+    except ssl.SSLError as exc:  # not verified, or not TLS: never plaintext instead
+        return None, Attempt(Outcome.FATAL, f"TLS handshake failed: {_tls_reason(exc)}")
+    except OSError as exc:
+        return None, Attempt(Outcome.RETRY, f"TLS handshake: {_os_reason(exc)}")
+
+
+def run_attempt(settings: ClientConfig, ctx: ssl.SSLContext | None = None) -> Attempt:
+    """One attempt: a fresh connection (over TLS when ctx is given), closed on every path."""
     sock, reason = _connect(settings)
     if sock is None:
         return Attempt(Outcome.RETRY, reason)
+    if ctx is not None:
+        tls, failed = _handshake(sock, ctx, settings)
+        if tls is None:
+            sock.close()
+            assert failed is not None
+            return failed
+        sock = tls
     with sock:
         data, end = _exchange(sock, settings.client_timeout)
     if end == "send-timeout":
@@ -258,6 +321,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         sys.stdout.write(describe_config(settings))
         return EXIT_REPLY
     try:
-        return run(settings)
+        ctx = tls_context(settings)
+    except ConfigError as exc:
+        print(f"{PROG}: bad setting: {exc} (see {PROG} --help)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if ctx is None:
+            return run(settings)
+        return run(settings, attempt=lambda s: run_attempt(s, ctx))
     except KeyboardInterrupt:
         return 130

@@ -61,6 +61,24 @@ static inline void log_request(struct logger *lg, const char *peer, const char *
     log_event(lg, PTS_EV_REQUEST, v, 3);
 }
 
+static inline void log_tls_loaded(struct logger *lg, const char *cert_file, const char *client_ca)
+{
+    const struct log_val v[] = {LV_S(cert_file), LV_S(client_ca)};
+    log_event(lg, PTS_EV_TLS_LOADED, v, 2);
+}
+
+static inline void log_tls_reload_failed(struct logger *lg, const char *cert_file, const char *error)
+{
+    const struct log_val v[] = {LV_S(cert_file), LV_S(error)};
+    log_event(lg, PTS_EV_TLS_RELOAD_FAILED, v, 2);
+}
+
+static inline void log_tls_handshake_failed(struct logger *lg, const char *peer, const char *reason, const char *error)
+{
+    const struct log_val v[] = {LV_S(peer), LV_S(reason), LV_S(error)};
+    log_event(lg, PTS_EV_TLS_HANDSHAKE_FAILED, v, 3);
+}
+
 static inline void log_shutdown_started(struct logger *lg, const char *signal, long long in_flight)
 {
     const struct log_val v[] = {LV_S(signal), LV_I(in_flight)};

@@ -26,6 +26,7 @@ from .log import Logger
 from .metrics import Metrics, make_registry, render
 from .reader import Coalescer, Reader, ReadResult
 from .server import Server
+from .tls import Tls, TlsError
 from .updater import Updater
 
 HEARTBEAT_SECONDS = 1.0
@@ -65,7 +66,7 @@ class App:
         self.heartbeat = time.monotonic()
         self.reader = Reader(cfg, log, self.metrics, self._deliver)
         self.coalescer = Coalescer(self.reader, cfg.max_staleness)
-        self.server = Server(cfg, self.loop, log, self.metrics, self.coalescer)
+        self.server: Server | None = None  # run() makes it, once TLS (if any) is loaded
         self.updater = Updater(cfg, log, self.metrics) if cfg.update_interval > 0 else None
         self.health: HealthServer | None = None
 
@@ -77,6 +78,7 @@ class App:
         self.loop.call_later(HEARTBEAT_SECONDS, self._tick)
 
     def _on_signal(self, name: str) -> None:
+        assert self.server is not None
         self.server.shutdown(name)
         if self.updater is not None:
             self.updater.stop()  # it releases the lock now: another replica may take over
@@ -92,10 +94,17 @@ class App:
         return ""
 
     def ready(self) -> bool:
-        return self.reader.up and not self.server.shutting_down
+        return self.reader.up and self.server is not None and not self.server.shutting_down
 
     def run(self) -> int:
         cfg = self.cfg
+        tls = None
+        if cfg.tls_cert_file:
+            try:
+                tls = Tls(cfg)
+            except TlsError as exc:
+                return self._cannot_start("cannot load the TLS certificate", exc)
+        self.server = server = Server(cfg, self.loop, self.log, self.metrics, self.coalescer, tls)
         try:
             listener = Server.bind(cfg.server_host, cfg.server_port, cfg.listen_backlog)
         except OSError as exc:
@@ -117,14 +126,14 @@ class App:
             self.updater.start()
         if self.health is not None:
             self.health.start()
-        self.loop.run_until_complete(self.server.start(listener))
+        self.loop.run_until_complete(server.start(listener))
         self._tick()
         log_events.listening(self.log, addr=cfg.server_host, port=listener.getsockname()[1],
                      health_port=self.health.port if self.health else 0)
-        self.loop.run_until_complete(self.server.finished)
+        self.loop.run_until_complete(server.finished)
         self._stop_threads()
         log_events.stopped(self.log, served=self.metrics.value[SLOT_REQUESTS_TOTAL])
-        self.server.close()
+        server.close()
         self.loop.close()
         return 0
 
@@ -148,8 +157,9 @@ class App:
         log_events.internal_error(self.log, where=str(context.get("message", "event loop")),
                      error=error)
 
-    def _cannot_start(self, what: str, exc: OSError) -> int:
-        message = f"{what}: {exc.strerror or exc}"
+    def _cannot_start(self, what: str, exc: Exception) -> int:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        message = f"{what}: {detail}"
         log_events.start_failed(self.log, error=message)
         print(f"python-server: {message}", file=sys.stderr)
         self.loop.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import _socket
 import asyncio
 import socket
+import ssl
 from typing import TYPE_CHECKING, Any
 
 from .ae import READABLE, WRITABLE
@@ -40,8 +41,8 @@ class Connection:
     socket is writable.
     """
 
-    __slots__ = ("address", "buf", "eof", "events", "fd", "grace", "linger", "out", "sock",
-                 "srv", "started", "state")
+    __slots__ = ("address", "buf", "deferred", "eof", "events", "fd", "grace", "handshaken",
+                 "linger", "out", "sock", "srv", "started", "state", "tls", "tls_in", "tls_out")
 
     def __init__(self, srv: Server, sock: _socket.socket, address: Any) -> None:
         self.srv = srv
@@ -54,8 +55,22 @@ class Connection:
         self.eof = False
         self.started = 0.0  # when the request was complete (or its error decided)
         self.grace: asyncio.TimerHandle | None = None
-        self.out = b""
+        self.out = b""  # bytes to send (the reply; over TLS, its records and handshake bytes)
         self.events = 0  # what the server's Ae watches for (0: not registered)
+        self.tls: ssl.SSLObject | None = None  # TLS (tls.py): between two memory buffers
+        self.tls_in: ssl.MemoryBIO | None = None
+        self.tls_out: ssl.MemoryBIO | None = None
+        self.handshaken = False
+        self.deferred: tuple[str, bool] | None = None  # an error to send once TLS is up
+
+    def start_tls(self, context: ssl.SSLContext) -> None:
+        """Speak TLS on this connection: the handshake runs as bytes arrive (readable)."""
+        self.tls_in, self.tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.tls_in, self.tls_out, server_side=True)
+
+    @property
+    def in_handshake(self) -> bool:
+        return self.tls is not None and not self.handshaken
 
     # -- socket events ---------------------------------------------------------------------
 
@@ -74,16 +89,78 @@ class Connection:
         except (BlockingIOError, InterruptedError):
             self._watch(READABLE)
             return
-        except OSError:  # reset by the peer
+        except OSError as exc:  # reset by the peer
+            if self.in_handshake:
+                self.srv.tls_failed(self, "closed", exc)
             self.close()
             return
         if not data:
+            if self.in_handshake:
+                self.srv.tls_failed(self, "closed", ConnectionError("EOF during the handshake"))
+                self.close()
+                return
             self._on_eof()
         elif self.state == READING:
-            self._on_data(data)
+            if self.tls is not None:
+                plain = self._tls_recv(data)
+                if plain is None:  # the connection is closed, or its peer sent close_notify
+                    if self.state != CLOSED:
+                        self._on_eof()
+                    return
+                if plain:
+                    self._on_data(plain)
+            else:
+                self._on_data(data)
             if self.state in (READING, WAITING):
                 self._watch(READABLE)  # more of the line, or the peer's EOF while waiting
-        # WAITING: bytes after the request are ignored; WRITING, LINGER: discarded.
+        # WAITING: bytes after the request are ignored; WRITING, LINGER: discarded (over TLS
+        # too: only the end of the stream still matters).
+
+    def _tls_recv(self, data: bytes) -> bytes | None:
+        """Feed bytes from the socket to TLS: the plaintext they complete (b"" for none yet),
+        or None when the connection closed (a failed handshake) or the peer ended TLS."""
+        tls, tls_in = self.tls, self.tls_in
+        assert tls is not None and tls_in is not None
+        tls_in.write(data)
+        if not self.handshaken:
+            try:
+                tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self._send_raw()  # this flight of the handshake
+                return b""
+            except (ssl.SSLError, OSError) as exc:
+                self._send_raw()  # the alert, when OpenSSL wrote one
+                self.srv.tls_failed(self, None, exc)
+                self.close()
+                return None
+            self.handshaken = True
+            self._send_raw()
+            self.srv.tls_done(self)  # may answer a deferred error (server-busy)
+            if self.state != READING:
+                return b""
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = tls.read(RECV_BYTES)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:  # close_notify: the end of the client's stream
+                return None if not chunks else b"".join(chunks)
+            except ssl.SSLError:  # a broken record after the handshake: nothing to answer
+                self.close()
+                return None
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _send_raw(self) -> None:
+        """Queue what TLS wrote (handshake flights) and send it."""
+        assert self.tls_out is not None
+        pending = self.tls_out.read()
+        if pending:
+            self.out += pending
+            self._flush()
 
     def _on_data(self, data: bytes) -> None:
         if self.buf:
@@ -148,28 +225,48 @@ class Connection:
             self.srv.answer(self, result, now)
 
     def send(self, data: bytes, linger: bool = True) -> None:
-        """Write the one reply, then FIN and linger (or close when the peer already left)."""
+        """Write the one reply, then FIN and linger (or close when the peer already left).
+        Over TLS the reply is followed by close_notify; before the handshake has finished
+        there is no way to say anything, so the connection is just closed."""
         self.cancel_grace()
+        if self.in_handshake:
+            self.close()
+            return
         self.set_state(WRITING)
         self.linger = linger
-        self.out = data
+        if self.tls is not None:
+            assert self.tls_out is not None
+            try:
+                self.tls.write(data)
+                self.tls.unwrap()  # close_notify; then it waits for the peer's: not needed
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLError:
+                self.close()
+                return
+            data = self.tls_out.read()
+        self.out += data
         self._flush()
 
     def _flush(self) -> None:
-        try:
-            sent = self.sock.send(self.out)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:  # the peer is gone (EPIPE, ECONNRESET)
-            self.close()
-            return
-        self.out = self.out[sent:]
+        if self.out:
+            try:
+                sent = self.sock.send(self.out)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:  # the peer is gone (EPIPE, ECONNRESET)
+                self.close()
+                return
+            self.out = self.out[sent:]
         if self.out:  # rare: the peer's window is full; finish when writable, bounded
             if not self.events & WRITABLE:
                 self._watch(WRITABLE)
-                self.srv.lingering.add(self, self.srv.loop.time())
+                if self.state == WRITING:  # (a handshake flight has the idle deadline)
+                    self.srv.lingering.add(self, self.srv.loop.time())
             return
         self._unwatch(WRITABLE)
+        if self.state != WRITING:  # a handshake flight went out: back to reading
+            return
         if self.eof or not self.linger:
             self.close()
             return

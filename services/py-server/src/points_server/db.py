@@ -90,6 +90,14 @@ def connect(cfg: ServerConfig, wait_timeout: int | None = None) -> Session:
     """Open a session as cfg's account and set its time zone, then its ``wait_timeout`` (idle
     seconds before the database drops it) when one is given; raises on any failure."""
     query_timeout = max(1, math.ceil(cfg.db_query_timeout))  # the driver takes whole seconds
+    tls: dict[str, Any] = {}
+    if cfg.db_tls_ca_file:
+        # TLS required (the driver refuses a server without it), the certificate verified
+        # against the CA and the name DB_HOST: no silent plaintext, no unverified peer.
+        tls = {"ssl_ca": cfg.db_tls_ca_file, "ssl_verify_cert": True,
+               "ssl_verify_identity": True, "ssl_disabled": False}
+    # Else the driver's default: TLS without verification when the server offers it (MySQL's
+    # caching_sha2_password needs a secure channel or an RSA exchange), as the C server's.
     cnx = mysql.connector.connect(
         host=cfg.db_host,
         port=cfg.db_port,
@@ -105,6 +113,7 @@ def connect(cfg: ServerConfig, wait_timeout: int | None = None) -> Session:
         charset="utf8mb4",
         get_warnings=False,
         raise_on_warnings=False,
+        **tls,
     )
     session = Session(cnx)
     try:

@@ -28,16 +28,21 @@ from .generated.protocol import (
     CONN_BUSY_EXTRA,
     CONN_LINGER_SECONDS,
     CONN_SHUTDOWN_LINGER_SECONDS,
+    CONN_TLS_RELOAD_CHECK_SECONDS,
     ERROR_INDEX,
     ERRORS,
     SLOT_CONNECTIONS_ACTIVE,
     SLOT_CONNECTIONS_TOTAL,
     SLOT_ERRORS_TOTAL,
     SLOT_REQUESTS_TOTAL,
+    SLOT_TLS_HANDSHAKES_TOTAL,
+    SLOT_TLS_RELOADS_TOTAL,
+    TLS_RESULTS,
 )
 from .log import Logger
 from .metrics import Metrics
 from .reader import Coalescer, ReadResult
+from .tls import Tls, describe, failure_result
 
 T = TypeVar("T")
 _ERROR_LINES: dict[str, bytes] = {code: spec.line for code, spec in ERRORS.items()}
@@ -89,8 +94,10 @@ class Server:
     """Accepts, tracks and answers connections; drives graceful shutdown."""
 
     def __init__(self, cfg: ServerConfig, loop: asyncio.AbstractEventLoop, log: Logger,
-                 metrics: Metrics, coalescer: Coalescer) -> None:
+                 metrics: Metrics, coalescer: Coalescer, tls: Tls | None = None) -> None:
         self.cfg = cfg
+        self.tls = tls
+        self._tls_timer: asyncio.TimerHandle | None = None
         self.loop = loop
         self.log = log
         self.metrics = metrics
@@ -129,6 +136,23 @@ class Server:
     async def start(self, sock: socket.socket) -> None:
         self._listener = sock
         self.loop.add_reader(sock.fileno(), self._accept)
+        if self.tls is not None:
+            log_events.tls_loaded(self.log, cert_file=self.tls.cert_file,
+                                  client_ca=self.tls.client_ca_file)
+            self._tls_timer = self.loop.call_later(CONN_TLS_RELOAD_CHECK_SECONDS, self._tls_check)
+
+    def _tls_check(self) -> None:
+        """Read the certificate files again when they changed (tls.py)."""
+        tls = self.tls
+        assert tls is not None
+        reloaded = tls.check()
+        if reloaded:
+            self.metrics.value[SLOT_TLS_RELOADS_TOTAL] += 1
+            log_events.tls_loaded(self.log, cert_file=tls.cert_file, client_ca=tls.client_ca_file)
+        elif reloaded is False:
+            self.metrics.value[SLOT_TLS_RELOADS_TOTAL + 1] += 1
+            log_events.tls_reload_failed(self.log, cert_file=tls.cert_file, error=tls.error)
+        self._tls_timer = self.loop.call_later(CONN_TLS_RELOAD_CHECK_SECONDS, self._tls_check)
 
     def _accept(self) -> None:
         sock = self._listener
@@ -155,6 +179,8 @@ class Server:
             client = _socket.socket(family, kind, proto, fd)
             client.setblocking(False)
             conn = Connection(self, client, address)
+            if self.tls is not None:
+                conn.start_tls(self.tls.context)
             if self.opened(conn):
                 # The request is often there already: read first, and start the idle deadline
                 # (from the accept) only for a connection still reading.
@@ -162,6 +188,8 @@ class Server:
                 conn.readable()
                 if conn.state == READING:
                     self.reading.add(conn, now)
+            elif conn.deferred is not None:
+                conn.readable()  # a TLS handshake to finish before the server-busy line
 
     def _pause_accepting(self) -> None:
         if self._listener is None or self._accept_paused:
@@ -216,7 +244,18 @@ class Server:
         self.coalescer.submit(conn, now)
 
     def fail(self, conn: Connection, code: str, linger: bool = True) -> None:
-        """Answer an error line to a connection still reading (its duration counts as 0)."""
+        """Answer an error line to a connection still reading (its duration counts as 0).
+        Over TLS before the handshake has finished, a line that may linger (server-busy
+        within CONN_BUSY_EXTRA) waits for the handshake, bounded by the linger deadline;
+        the others (idle-timeout, shutting-down, busy beyond the extra) close at once."""
+        if conn.in_handshake:
+            self.reading.discard(conn)
+            if linger and code == "server-busy" and not self.shutting_down:
+                conn.deferred = (code, linger)
+                self.lingering.add(conn, self.loop.time())
+            else:
+                conn.close()
+            return
         self.reading.discard(conn)
         now = time.monotonic()
         conn.started = now
@@ -256,10 +295,33 @@ class Server:
 
     def _idle(self, conn: Connection) -> None:
         if conn.state == READING:
+            if conn.in_handshake:  # an idle client too; over TLS it cannot be told so
+                self.tls_failed(conn, "timeout", TimeoutError("handshake not finished"))
             self.fail(conn, "idle-timeout")
+
+    # -- TLS (tls.py) ----------------------------------------------------------------------
+
+    def tls_done(self, conn: Connection) -> None:
+        self.metrics.value[SLOT_TLS_HANDSHAKES_TOTAL] += 1
+        if conn.deferred is not None:
+            code, linger = conn.deferred
+            conn.deferred = None
+            self.lingering.discard(conn)
+            self.fail(conn, code, linger)
+
+    def tls_failed(self, conn: Connection, result: str | None, exc: BaseException) -> None:
+        """Count a failed handshake by result (failure_result(exc) when None); debug log."""
+        result = result or failure_result(exc)
+        self.metrics.value[SLOT_TLS_HANDSHAKES_TOTAL + TLS_RESULTS.index(result)] += 1
+        if self._debug:
+            log_events.tls_handshake_failed(self.log, peer=conn.peer(), reason=result,
+                                            error=describe(exc))
 
     def _linger_over(self, conn: Connection) -> None:
         if conn.state in (WRITING, LINGER):
+            conn.close()
+        elif conn.deferred is not None:  # a busy client that never finished its handshake
+            self.tls_failed(conn, "timeout", TimeoutError("handshake not finished"))
             conn.close()
 
     # -- shutdown (design.md section 7) ----------------------------------------------------
@@ -300,3 +362,6 @@ class Server:
         self.reading.close()
         self.lingering.close()
         self.ae.close()
+        if self._tls_timer is not None:
+            self._tls_timer.cancel()
+            self._tls_timer = None

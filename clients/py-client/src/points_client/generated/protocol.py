@@ -31,10 +31,31 @@ CONN_CLOSED: Final = 4
 CONN_LINGER_SECONDS: Final = 2.0
 CONN_ACCEPT_BATCH: Final = 256
 CONN_ACCEPT_PAUSE_SECONDS: Final = 0.1
+CONN_TLS_RELOAD_CHECK_SECONDS: Final = 1.0
 CONN_BUSY_EXTRA: Final = 64
 CONN_SHUTDOWN_LINGER_SECONDS: Final = 0.5
 # A reply line without its newline (fullmatch), fields as named groups.
 REPLY_RE: Final = re.compile(b'User:\\ (?P<user>[^\\x00\x01-\x1f\x7f,]{1,50}),\\ Points:\\ (?P<points>-?[0-9]{1,20}),\\ Last\\ Update:\\ (?P<last_update>[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})')
+# A failed TLS handshake's result (points_tls_handshakes_total), by OpenSSL reason name
+# (protocol.toml [tls.failure_reason]); any other reason counts as "protocol".
+TLS_FAILURE_RESULT: Final[dict[str, str]] = {
+    "WRONG_VERSION_NUMBER": "not-tls",
+    "HTTP_REQUEST": "not-tls",
+    "HTTPS_PROXY_REQUEST": "not-tls",
+    "UNKNOWN_PROTOCOL": "not-tls",
+    "PACKET_LENGTH_TOO_LONG": "not-tls",
+    "RECORD_LENGTH_MISMATCH": "not-tls",
+    "UNSUPPORTED_PROTOCOL": "not-tls",
+    "VERSION_TOO_LOW": "not-tls",
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "certificate",
+    "CERTIFICATE_VERIFY_FAILED": "certificate",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "certificate",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "certificate",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": "certificate",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "certificate",
+    "NO_CERTIFICATE_RETURNED": "certificate",
+}
 
 
 class ErrorSpec(NamedTuple):
@@ -89,6 +110,7 @@ SETTING_KINDS: Final[dict[str, SettingKind]] = {
     "string": SettingKind("string", "text", 0.0, 0.0, False, 0, 255, False, False, False, False, (), {}, "at most 255 bytes of text"),
     "secret": SettingKind("secret", "text", 0.0, 0.0, False, 0, 255, False, False, False, True, (), {}, "at most 255 bytes of text"),
     "path": SettingKind("path", "text", 0.0, 0.0, False, 0, 4095, False, False, False, False, (), {}, "a file path"),
+    "host0": SettingKind("host0", "text", 0.0, 0.0, False, 0, 255, True, False, True, False, (), {}, "a host name or address (or nothing)"),
     "level": SettingKind("level", "choice", 0.0, 0.0, False, 0, 0, False, False, False, False, ("debug", "info", "warn", "error"), {"warning": "warn"}, "one of debug, info, warn, error"),
 }
 
@@ -99,6 +121,7 @@ class Setting(NamedTuple):
     default: str
     kind: SettingKind
     help: str
+    requires: tuple[str, ...] = ()  # settings that must be set too when this one is
 
     @property
     def field(self) -> str:
@@ -132,6 +155,10 @@ class ServerConfig:
     listen_backlog: int
     shutdown_timeout: float
     max_staleness: float
+    tls_cert_file: str
+    tls_key_file: str
+    tls_client_ca_file: str
+    db_tls_ca_file: str
     log_level: str
 
 
@@ -158,6 +185,10 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("LISTEN_BACKLOG", "--listen-backlog", "4096", SETTING_KINDS["count"], "listen queue length (capped by net.core.somaxconn)"),
     Setting("SHUTDOWN_TIMEOUT", "--shutdown-timeout", "10", SETTING_KINDS["duration"], "seconds in-flight requests get to finish after SIGTERM"),
     Setting("MAX_STALENESS", "--max-staleness", "0", SETTING_KINDS["duration0"], "seconds a database read may be reused for later requests (0: every reply comes from a read started after its request arrived)"),
+    Setting("TLS_CERT_FILE", "--tls-cert-file", "", SETTING_KINDS["path"], "certificate chain (PEM) of the points protocol port; with TLS_KEY_FILE the port speaks TLS only (empty: plaintext)", ("TLS_KEY_FILE",)),
+    Setting("TLS_KEY_FILE", "--tls-key-file", "", SETTING_KINDS["path"], "private key (PEM) of TLS_CERT_FILE", ("TLS_CERT_FILE",)),
+    Setting("TLS_CLIENT_CA_FILE", "--tls-client-ca-file", "", SETTING_KINDS["path"], "CA certificates (PEM): every client must present a certificate one of them signed (mutual TLS; empty: none asked)", ("TLS_CERT_FILE",)),
+    Setting("DB_TLS_CA_FILE", "--db-tls-ca-file", "", SETTING_KINDS["path"], "CA certificates (PEM) for the database: sessions use TLS, verify the server's certificate and its name (DB_HOST), and fail rather than fall back to plaintext (empty: no verification; the drivers still encrypt when the server offers TLS)"),
     Setting("LOG_LEVEL", "--log-level", "info", SETTING_KINDS["level"], "debug, info, warn or error"),
 )
 
@@ -171,6 +202,10 @@ class ClientConfig:
     client_retry_delay: float
     client_retry_max_delay: float
     client_timeout: float
+    tls_ca_file: str
+    tls_server_name: str
+    tls_client_cert_file: str
+    tls_client_key_file: str
 
 
 CLIENT_SETTINGS: Final[tuple[Setting, ...]] = (
@@ -180,6 +215,10 @@ CLIENT_SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("CLIENT_RETRY_DELAY", "--client-retry-delay", "0.5", SETTING_KINDS["duration"], "seconds before the second attempt; doubles per attempt"),
     Setting("CLIENT_RETRY_MAX_DELAY", "--client-retry-max-delay", "5", SETTING_KINDS["duration"], "longest wait between attempts"),
     Setting("CLIENT_TIMEOUT", "--client-timeout", "5", SETTING_KINDS["duration"], "seconds allowed to connect, and then to receive the reply"),
+    Setting("TLS_CA_FILE", "--tls-ca-file", "", SETTING_KINDS["path"], "CA certificates (PEM) that signed the server's certificate: the client speaks TLS and verifies the server, never falling back to plaintext (empty: plaintext)"),
+    Setting("TLS_SERVER_NAME", "--tls-server-name", "", SETTING_KINDS["host0"], "name the server's certificate must carry (empty: TARGET_HOST)", ("TLS_CA_FILE",)),
+    Setting("TLS_CLIENT_CERT_FILE", "--tls-client-cert-file", "", SETTING_KINDS["path"], "client certificate chain (PEM) for servers that ask for one (mutual TLS)", ("TLS_CLIENT_KEY_FILE", "TLS_CA_FILE")),
+    Setting("TLS_CLIENT_KEY_FILE", "--tls-client-key-file", "", SETTING_KINDS["path"], "private key (PEM) of TLS_CLIENT_CERT_FILE", ("TLS_CLIENT_CERT_FILE",)),
 )
 
 # SQL statements; '?' marks a bound parameter.
@@ -213,11 +252,13 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec("points_requests_total", "counter", "Replies sent, errors included.", (), "value", ("",), 2),
     MetricSpec("points_errors_total", "counter", "Error replies sent, by code.", ("code",), "value", ("unknown-command", "line-too-long", "idle-timeout", "db-unavailable", "row-missing", "server-busy", "shutting-down"), 3),
     MetricSpec("points_request_duration_seconds", "histogram", "Seconds from a complete request to its reply being written (0 for errors before a complete request).", (), "histogram", (), -1),
-    MetricSpec("points_db_reads_total", "counter", "SELECTs of the row (as the database counts them); one may answer many waiting requests.", (), "value", ("",), 10),
-    MetricSpec("points_db_errors_total", "counter", "Failed database operations, by operation.", ("op",), "value", ("connect", "read", "update", "lock"), 11),
-    MetricSpec("points_db_up", "gauge", "1 while the request path holds a working database connection.", (), "value", ("",), 15),
-    MetricSpec("points_updates_total", "counter", "Increments of the row committed by this process.", (), "value", ("",), 16),
-    MetricSpec("points_update_lock_held", "gauge", "1 while this process holds the updater lock.", (), "value", ("",), 17),
+    MetricSpec("points_tls_handshakes_total", "counter", "TLS handshakes on the protocol port, by result: ok, or why one failed (not-tls: plaintext or another protocol; certificate: a client certificate missing or not verified; closed: the peer closed or reset first; timeout: unfinished after IDLE_TIMEOUT; protocol: any other TLS error).", ("result",), "value", ("ok", "not-tls", "certificate", "closed", "timeout", "protocol"), 10),
+    MetricSpec("points_tls_reloads_total", "counter", "Times the certificate files changed and were read again, by result (failed: the previous certificate stays in use).", ("result",), "value", ("ok", "failed"), 16),
+    MetricSpec("points_db_reads_total", "counter", "SELECTs of the row (as the database counts them); one may answer many waiting requests.", (), "value", ("",), 18),
+    MetricSpec("points_db_errors_total", "counter", "Failed database operations, by operation.", ("op",), "value", ("connect", "read", "update", "lock"), 19),
+    MetricSpec("points_db_up", "gauge", "1 while the request path holds a working database connection.", (), "value", ("",), 23),
+    MetricSpec("points_updates_total", "counter", "Increments of the row committed by this process.", (), "value", ("",), 24),
+    MetricSpec("points_update_lock_held", "gauge", "1 while this process holds the updater lock.", (), "value", ("",), 25),
     MetricSpec("points_build_info", "gauge", "Always 1; labels name the implementation.", ("language", "version"), "info", (), -1),
 )
 # The first value slot of each counter and gauge; a labelled one's series i is SLOT_X + i.
@@ -225,15 +266,20 @@ SLOT_CONNECTIONS_TOTAL: Final = 0
 SLOT_CONNECTIONS_ACTIVE: Final = 1
 SLOT_REQUESTS_TOTAL: Final = 2
 SLOT_ERRORS_TOTAL: Final = 3
-SLOT_DB_READS_TOTAL: Final = 10
-SLOT_DB_ERRORS_TOTAL: Final = 11
-SLOT_DB_UP: Final = 15
-SLOT_UPDATES_TOTAL: Final = 16
-SLOT_UPDATE_LOCK_HELD: Final = 17
-SLOTS_COUNT: Final = 18
+SLOT_TLS_HANDSHAKES_TOTAL: Final = 10
+SLOT_TLS_RELOADS_TOTAL: Final = 16
+SLOT_DB_READS_TOTAL: Final = 18
+SLOT_DB_ERRORS_TOTAL: Final = 19
+SLOT_DB_UP: Final = 23
+SLOT_UPDATES_TOTAL: Final = 24
+SLOT_UPDATE_LOCK_HELD: Final = 25
+SLOTS_COUNT: Final = 26
 DURATION_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Values of the op label of points_db_errors_total.
 DB_OPS: Final = ("connect", "read", "update", "lock")
+# Values of the result label of points_tls_handshakes_total (series i is SLOT_TLS_HANDSHAKES_TOTAL
+# + i).
+TLS_RESULTS: Final = ("ok", "not-tls", "certificate", "closed", "timeout", "protocol")
 
 # Logs: common leading fields, then per event (level, own fields).
 LOG_COMMON_FIELDS: Final = ("ts", "level", "service", "user", "event")
@@ -247,6 +293,9 @@ LOG_EVENTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "lock_lost": ("warn", ("lock", "error")),
     "updated": ("info", ("points",)),
     "request": ("debug", ("peer", "outcome", "duration_ms")),
+    "tls_loaded": ("info", ("cert_file", "client_ca")),
+    "tls_reload_failed": ("warn", ("cert_file", "error")),
+    "tls_handshake_failed": ("debug", ("peer", "reason", "error")),
     "shutdown_started": ("info", ("signal", "in_flight")),
     "stopped": ("info", ("served",)),
     "config_error": ("error", ("error",)),

@@ -49,6 +49,18 @@ def request(log: Logger, *, peer: str, outcome: str, duration_ms: float) -> None
     log.log("request", peer=peer, outcome=outcome, duration_ms=duration_ms)
 
 
+def tls_loaded(log: Logger, *, cert_file: str, client_ca: str) -> None:
+    log.log("tls_loaded", cert_file=cert_file, client_ca=client_ca)
+
+
+def tls_reload_failed(log: Logger, *, cert_file: str, error: str) -> None:
+    log.log("tls_reload_failed", cert_file=cert_file, error=error)
+
+
+def tls_handshake_failed(log: Logger, *, peer: str, reason: str, error: str) -> None:
+    log.log("tls_handshake_failed", peer=peer, reason=reason, error=error)
+
+
 def shutdown_started(log: Logger, *, signal: str, in_flight: int) -> None:
     log.log("shutdown_started", signal=signal, in_flight=in_flight)
 
