@@ -28,6 +28,7 @@ CHART = ROOT / "helm" / "points-mesh"
 RELEASE = "points"
 NAMESPACE = "pm-chart-test"
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
+CERT_MANAGER_API = "cert-manager.io/v1"
 
 Obj = dict[str, Any]
 
@@ -74,6 +75,8 @@ CI_VALUE_FILES: dict[str, tuple[str, ...]] = {
     "dashboard": (),
     "fourth-member": (),
     "volume-permissions": (),
+    "tls": (),
+    "tls-cert-manager": ("--api-versions", CERT_MANAGER_API),
 }
 VALUE_SETS: tuple[ValueSet, ...] = (
     ValueSet("defaults"),

@@ -13,6 +13,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from testhelpers import TLS_MISSING, reply_pattern, unique_row
 
 from pointsmesh import certs, tlsclient
 from pointsmesh.procs import ServerProc, exchange
+from pointsmesh.spec import Protocol
 
 pytestmark = pytest.mark.timeout(120)
 RESULT = "points_tls_handshakes_total{result=\"%s\"}"
@@ -187,8 +189,9 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(make_server, proto
     assert settle_fds(server, baseline) <= baseline
 
 
-def test_certificate_is_reloaded_when_its_files_change_under_load(make_server, protocol,
-                                                                  tls_kind, pki, tmp_path):
+def test_certificate_is_reloaded_when_its_files_change_under_load(
+        make_server: Callable[..., ServerProc], protocol: Protocol, tls_kind: str,
+        pki: dict[str, Path], tmp_path: Path) -> None:
     """Replace the certificate (a new one from another CA) while clients run: no request
     fails, and new connections get the new certificate."""
     live = tmp_path / "live"

@@ -173,6 +173,42 @@ capabilities:
   drop: [ALL]
 {{- end -}}
 
+{{/*
+TLS (values tls.*): where the certificate comes from, resolved ("cert-manager", "chart" or
+"existingSecret"; "" when TLS is off), and the Secret holding tls.crt, tls.key and ca.crt.
+*/}}
+{{- define "points-mesh.tls.source" -}}
+{{- if .Values.tls.enabled -}}
+{{- if eq .Values.tls.source "auto" -}}
+{{- if .Capabilities.APIVersions.Has "cert-manager.io/v1" -}}cert-manager{{- else -}}chart{{- end -}}
+{{- else -}}
+{{- .Values.tls.source -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "points-mesh.tls.secretName" -}}
+{{- if eq (include "points-mesh.tls.source" .) "existingSecret" -}}
+{{- .Values.tls.existingSecret -}}
+{{- else -}}
+{{- printf "%s-tls" (include "points-mesh.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Every DNS name of every server Service (the server certificate's names). */}}
+{{- define "points-mesh.tls.dnsNames" -}}
+{{- $ns := .Release.Namespace -}}
+{{- range $server := include "points-mesh.servers" . | fromYamlArray }}
+- {{ $server.name }}
+- {{ $server.name }}.{{ $ns }}
+- {{ $server.name }}.{{ $ns }}.svc
+- {{ $server.name }}.{{ $ns }}.svc.cluster.local
+{{- end }}
+{{- end -}}
+
+{{/* Where the TLS files are mounted in server, client and test containers. */}}
+{{- define "points-mesh.tls.dir" -}}/run/secrets/points-tls{{- end -}}
+
 {{/* Environment of a client container. Param: dict "root" $ "server" $server */}}
 {{- define "points-mesh.clientEnv" -}}
 - name: TARGET_HOST
@@ -187,6 +223,27 @@ capabilities:
   value: {{ .root.Values.clients.retryMaxDelay | quote }}
 - name: CLIENT_TIMEOUT
   value: {{ .root.Values.clients.timeout | quote }}
+{{- if .root.Values.tls.enabled }}
+- name: TLS_CA_FILE
+  value: {{ include "points-mesh.tls.dir" .root }}/ca.crt
+{{- end }}
+{{- end -}}
+
+{{/* The CA volume of a client pod (TLS on); its mount: "points-mesh.tls.caMount". */}}
+{{- define "points-mesh.tls.caVolume" -}}
+- name: tls-ca
+  secret:
+    secretName: {{ include "points-mesh.tls.secretName" . }}
+    defaultMode: 0444
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end -}}
+
+{{- define "points-mesh.tls.caMount" -}}
+- name: tls-ca
+  mountPath: {{ include "points-mesh.tls.dir" . }}
+  readOnly: true
 {{- end -}}
 
 {{/*
