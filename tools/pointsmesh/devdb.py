@@ -225,6 +225,23 @@ def app_user_sql(user: str, password: str) -> str:
     )
 
 
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of pid is stopped (state T in /proc/<pid>/task/*/stat)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True  # gone: nothing runs
+    for tid in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        # The state follows the command name, which is in parentheses and may hold spaces.
+        if stat.rpartition(")")[2].split()[0] not in ("T", "t"):
+            return False
+    return True
+
+
 @dataclass
 class DevDB:
     """One private database server. Use as a context manager or call start()/stop()."""
@@ -432,8 +449,14 @@ class DevDB:
     def freeze(self) -> None:
         """Hang the server (SIGSTOP), as a frozen VM or a lost node would: its connections stay
         open and the kernel still completes new TCP handshakes, but nothing is answered.
-        Always thaw() it again (a stopped server ignores SIGTERM until then)."""
-        os.kill(self.pid, signal.SIGSTOP)
+        Always thaw() it again (a stopped server ignores SIGTERM until then). Returns once
+        every thread is stopped: on a busy machine a thread can still run a statement for a
+        moment after the signal is sent, which would let a test's "frozen" request through."""
+        pid = self.pid
+        os.kill(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not _all_threads_stopped(pid):
+            time.sleep(0.005)
 
     def thaw(self) -> None:
         """Resume a frozen server (SIGCONT); harmless when it runs."""
