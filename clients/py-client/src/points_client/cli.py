@@ -171,6 +171,8 @@ def _exchange(sock: socket.socket, timeout: float) -> tuple[bytes, str]:
             return bytes(data), "timeout"
         except ConnectionResetError:
             return bytes(data), "reset"
+        except ssl.SSLError as exc:  # e.g. a TLS 1.3 server refusing our certificate
+            return bytes(data), _tls_reason(exc)
         except OSError as exc:
             return bytes(data), _os_reason(exc)
         if not chunk:
@@ -203,7 +205,12 @@ def _tls_reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"certificate verify failed: {exc.verify_message}"
     if isinstance(exc, ssl.SSLError):
-        return str(exc.reason or exc).lower().replace("_", " ")
+        if exc.reason:
+            return str(exc.reason).lower().replace("_", " ")
+        # No reason name (e.g. a PEM file that is not one): OpenSSL's text without Python's
+        # "[SSL: X] ... (_ssl.c:N)" decoration, as the C client prints it.
+        text = re.sub(r"^\[[^]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", exc.strerror or str(exc))
+        return text.lower() or type(exc).__name__
     if isinstance(exc, OSError):
         return _os_reason(exc)
     return str(exc)
@@ -224,6 +231,8 @@ def _handshake(sock: socket.socket, ctx: ssl.SSLContext, settings: ClientConfig,
         return None, Attempt(Outcome.RETRY, f"TLS handshake: {_tls_reason(exc)}")
     except ssl.SSLError as exc:  # not verified, or not TLS: never plaintext instead
         return None, Attempt(Outcome.FATAL, f"TLS handshake failed: {_tls_reason(exc)}")
+    except (ValueError, UnicodeError) as exc:  # a name ssl refuses (e.g. ".example")
+        return None, Attempt(Outcome.FATAL, f"TLS handshake failed: {exc}")
     except OSError as exc:
         return None, Attempt(Outcome.RETRY, f"TLS handshake: {_os_reason(exc)}")
 
