@@ -229,16 +229,17 @@ class Connection:
         Over TLS the reply is followed by close_notify; before the handshake has finished
         there is no way to say anything, so the connection is just closed."""
         self.cancel_grace()
-        if self.in_handshake:
+        tls = self.tls
+        if tls is not None and not self.handshaken:
             self.close()
             return
         self.set_state(WRITING)
         self.linger = linger
-        if self.tls is not None:
+        if tls is not None:
             assert self.tls_out is not None
             try:
-                self.tls.write(data)
-                self.tls.unwrap()  # close_notify; then it waits for the peer's: not needed
+                tls.write(data)
+                tls.unwrap()  # close_notify; then it waits for the peer's: not needed
             except ssl.SSLWantReadError:
                 pass
             except ssl.SSLError:
