@@ -3,8 +3,7 @@ POINTS_MESH_DB_FLAVOUR=mysql), servers as real processes, clean teardown.
 
 With POINTS_MESH_TLS=1 every server a suite starts speaks TLS on its protocol port (a CA and a
 certificate for localhost/127.0.0.1 made for the session by pointsmesh.certs), and the suites'
-connections (ServerProc.connect, .request) verify it: the same tests, over TLS. A server kind
-that does not support TLS yet is skipped, with the reason.
+connections (ServerProc.connect, .request) verify it: the same tests, over TLS.
 
 Every server a test starts is stopped with SIGTERM at teardown; the test then fails if the
 server did not exit 0, if a sanitizer reported anything in its output, or if the server logged
@@ -18,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from testhelpers import SERVER_KINDS, TLS_MISSING, counter
+from testhelpers import SERVER_KINDS, counter
 
 from pointsmesh import certs, tlsclient
 from pointsmesh.devdb import DevDB, DevDBError, default_flavour, server_version
@@ -94,8 +93,6 @@ def make_server(tmp_path: Path, db: DevDB,
                "IDLE_TIMEOUT": "2", "SHUTDOWN_TIMEOUT": "3"}
         tls = None
         if TLS_MODE:
-            if kind in TLS_MISSING:
-                pytest.skip(f"POINTS_MESH_TLS=1: {TLS_MISSING[kind]} does not support TLS yet")
             files: dict[str, Path] = request.getfixturevalue("tls_files")
             env.update(TLS_CERT_FILE=str(files["server.crt"]),
                        TLS_KEY_FILE=str(files["server.key"]))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import re
 import shutil
 import subprocess
@@ -27,10 +26,6 @@ T = TypeVar("T")
 # Every server implementation and build: C, C with ASan+UBSan, C with ThreadSanitizer, Python
 # (tools/pointsmesh/procs.py maps a kind to its command).
 SERVER_KINDS = ("c", "c-asan", "c-tsan", "python")
-# Server kinds whose TLS is not built yet (design.md section 9): their TLS tests are skipped,
-# with this reason (POINTS_MESH_TLS_ALL=1 runs them anyway, while their TLS is being built).
-TLS_MISSING: dict[str, str] = ({} if os.environ.get("POINTS_MESH_TLS_ALL") == "1" else
-                               {k: "the C server" for k in ("c", "c-asan", "c-tsan")})
 # The sanitizer builds as the two replicas of one row (tests/integration/test_system.py): each
 # build in each role; the first started holds the lock, the second takes it over.
 SANITIZER_PAIRS = (("c-asan", "c-tsan"), ("c-tsan", "c-asan"))

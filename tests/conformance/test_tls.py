@@ -1,7 +1,7 @@
-"""TLS on the protocol port (design.md section 9), against every server kind that has it: the
-failures a TLS deployment meets, each with a clear outcome for the client, a counted result on
-the server, and no descriptor left behind. (The whole wire suite also runs over TLS:
-POINTS_MESH_TLS=1, see tests/conftest.py.)
+"""TLS on the protocol port (design.md section 9), against every server kind: the failures a
+TLS deployment meets, each with a clear outcome for the client, a counted result on the server,
+and no descriptor left behind. (The whole wire suite also runs over TLS: POINTS_MESH_TLS=1, see
+tests/conftest.py.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from testhelpers import TLS_MISSING, reply_pattern, unique_row
+from testhelpers import reply_pattern, unique_row
 
 from pointsmesh import certs, tlsclient
 from pointsmesh.procs import ServerProc, exchange
@@ -49,13 +49,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return files
 
 
-@pytest.fixture
-def tls_kind(kind: str) -> str:
-    if kind in TLS_MISSING:
-        pytest.skip(f"{TLS_MISSING[kind]} does not support TLS yet")
-    return kind
-
-
 def start(make_server, kind: str, pki: dict[str, Path], stem: str = "server",
           **settings: str) -> ServerProc:
     server: ServerProc = make_server(kind, unique_row(f"tls-{kind}"),
@@ -83,8 +76,8 @@ def settle_fds(server: ServerProc, baseline: int, timeout: float = 8.0) -> int:
     return server.fd_count()
 
 
-def test_reply_over_tls_is_the_plaintext_reply(make_server, protocol, tls_kind, pki):
-    server = start(make_server, tls_kind, pki)
+def test_reply_over_tls_is_the_plaintext_reply(make_server, protocol, kind, pki):
+    server = start(make_server, kind, pki)
     reply = server.request()
     assert reply_pattern(protocol, server.env["SERVER_USER"]).fullmatch(reply), reply
     # Half-closed after an unterminated request (the seed C client), over TLS too.
@@ -98,9 +91,9 @@ def test_reply_over_tls_is_the_plaintext_reply(make_server, protocol, tls_kind, 
 
 
 @pytest.mark.parametrize("case", ["wrong-ca", "wrong-name", "expired"])
-def test_client_refuses_a_server_it_cannot_verify(make_server, tls_kind, pki, case):
+def test_client_refuses_a_server_it_cannot_verify(make_server, kind, pki, case):
     stem = {"wrong-ca": "other-server", "wrong-name": "other-name", "expired": "expired"}[case]
-    server = start(make_server, tls_kind, pki, stem=stem)
+    server = start(make_server, kind, pki, stem=stem)
     baseline = server.fd_count()
     with pytest.raises(ssl.SSLCertVerificationError) as info:
         server.request(timeout=5)
@@ -112,9 +105,9 @@ def test_client_refuses_a_server_it_cannot_verify(make_server, tls_kind, pki, ca
     assert settle_fds(server, baseline) <= baseline
 
 
-def test_plaintext_client_on_the_tls_port_gets_nothing_and_is_counted(make_server, tls_kind,
+def test_plaintext_client_on_the_tls_port_gets_nothing_and_is_counted(make_server, kind,
                                                                        pki):
-    server = start(make_server, tls_kind, pki)
+    server = start(make_server, kind, pki)
     baseline = server.fd_count()
     reply = exchange(server.port, tls=None, timeout=5)
     assert reply == b""  # never a plaintext answer on a TLS port
@@ -129,8 +122,8 @@ def test_tls_client_on_a_plaintext_port_fails_clearly(make_server, kind, pki):
         exchange(server.port, tls=context, timeout=5)
 
 
-def test_handshake_never_started_or_cut_short(make_server, tls_kind, pki):
-    server = start(make_server, tls_kind, pki, idle_timeout="1")
+def test_handshake_never_started_or_cut_short(make_server, kind, pki):
+    server = start(make_server, kind, pki, idle_timeout="1")
     baseline = server.fd_count()
     # A ClientHello, as a real client would send it.
     hello_in, hello_out = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -166,9 +159,9 @@ def test_handshake_never_started_or_cut_short(make_server, tls_kind, pki):
 
 
 @pytest.mark.parametrize("client", ["none", "other-ca", "good"])
-def test_mutual_tls_requires_a_client_certificate_from_the_ca(make_server, protocol, tls_kind,
+def test_mutual_tls_requires_a_client_certificate_from_the_ca(make_server, protocol, kind,
                                                               pki, client):
-    server = start(make_server, tls_kind, pki, tls_client_ca_file=str(pki["ca.crt"]))
+    server = start(make_server, kind, pki, tls_client_ca_file=str(pki["ca.crt"]))
     baseline = server.fd_count()
     cert = {"none": "", "other-ca": "other-client.crt", "good": "client.crt"}[client]
     context = tlsclient.client_context(str(pki["ca.crt"]),
@@ -190,7 +183,7 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(make_server, proto
 
 
 def test_certificate_is_reloaded_when_its_files_change_under_load(
-        make_server: Callable[..., ServerProc], protocol: Protocol, tls_kind: str,
+        make_server: Callable[..., ServerProc], protocol: Protocol, kind: str,
         pki: dict[str, Path], tmp_path: Path) -> None:
     """Replace the certificate (a new one from another CA) while clients run: no request
     fails, and new connections get the new certificate."""
@@ -209,7 +202,7 @@ def test_certificate_is_reloaded_when_its_files_change_under_load(
     publish("..v1", "server.crt", "server.key")
     for name in ("server.crt", "server.key"):
         (live / name).symlink_to(f"..data/{name}")
-    server: ServerProc = make_server(tls_kind, unique_row(f"tls-reload-{tls_kind}"),
+    server: ServerProc = make_server(kind, unique_row(f"tls-reload-{kind}"),
                                      tls_cert_file=str(live / "server.crt"),
                                      tls_key_file=str(live / "server.key"))
     both = tlsclient.client_context(str(pki["ca.crt"]))

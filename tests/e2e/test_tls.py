@@ -11,14 +11,9 @@ import json
 import time
 from typing import Any
 
-import pytest
 from e2elib import MEASURE, RELEASE, Space, reply_for, unique
-from testhelpers import TLS_MISSING
 
 from pointsmesh import certs, k8s
-
-# Every server of a member speaks TLS here: the C server must have it.
-pytestmark = pytest.mark.skipif(bool(TLS_MISSING), reason="the C server does not support TLS yet")
 
 MEMBER = {"name": "hasif", "cPort": 5005, "pythonPort": 5006}
 SERVERS = ("c-server-hasif", "python-server-hasif")

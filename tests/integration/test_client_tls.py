@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testhelpers import TLS_MISSING, unique_row
+from testhelpers import unique_row
 
 from pointsmesh import certs
 from pointsmesh.devdb import DevDB
@@ -23,8 +23,6 @@ pytestmark = pytest.mark.timeout(180)
 CLIENTS = ["c", "c-asan", "python"]
 SERVERS = ["c", "python"]
 PROG = {"c": "c-client", "c-asan": "c-client", "python": "python-client"}
-# Clients whose TLS is not built yet: none.
-CLIENT_TLS_MISSING: dict[str, str] = {}
 FAST = {"CLIENT_RETRIES": "2", "CLIENT_RETRY_DELAY": "0.05", "CLIENT_TIMEOUT": "3"}
 PROTOCOL = load_protocol()
 
@@ -63,7 +61,7 @@ def servers(database: DevDB, pki: dict[str, Path],
     logs = tmp_path_factory.mktemp("logs")
     started: dict[str, ServerProc] = {}
     good = {"TLS_CERT_FILE": str(pki["server.crt"]), "TLS_KEY_FILE": str(pki["server.key"])}
-    plans = {f"tls-{k}": (k, good) for k in SERVERS if k not in TLS_MISSING}
+    plans = {f"tls-{k}": (k, good) for k in SERVERS}
     plans["expired"] = ("python", {"TLS_CERT_FILE": str(pki["expired.crt"]),
                                    "TLS_KEY_FILE": str(pki["expired.key"])})
     plans["mutual"] = ("python", {**good, "TLS_CLIENT_CA_FILE": str(pki["ca.crt"])})
@@ -80,8 +78,6 @@ def servers(database: DevDB, pki: dict[str, Path],
 
 
 def client(kind: str, server: ServerProc, pki: dict[str, Path], **env: str):
-    if kind in CLIENT_TLS_MISSING:
-        pytest.skip(f"{CLIENT_TLS_MISSING[kind]} does not support TLS yet")
     settings = {**FAST, "TLS_CA_FILE": str(pki["ca.crt"]), **env}
     return run_client(kind, server.port, host="127.0.0.1", extra_env=settings)
 
@@ -89,8 +85,6 @@ def client(kind: str, server: ServerProc, pki: dict[str, Path], **env: str):
 @pytest.mark.parametrize("server_kind", SERVERS)
 @pytest.mark.parametrize("kind", CLIENTS)
 def test_verified_reply_across_languages(kind, server_kind, servers, pki):
-    if server_kind in TLS_MISSING:
-        pytest.skip(f"{TLS_MISSING[server_kind]} does not support TLS yet")
     server = servers[f"tls-{server_kind}"]
     res = client(kind, server, pki)
     assert res.returncode == 0, res.stderr

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testhelpers import SERVER_KINDS, TLS_MISSING, reply_pattern, unique_row
+from testhelpers import SERVER_KINDS, reply_pattern, unique_row
 
 from pointsmesh import certs
 from pointsmesh.devdb import DevDB
@@ -43,11 +43,6 @@ def tls_db(tmp_path_factory: pytest.TempPathFactory, pki: dict[str, Path]) -> It
     db.stop()
 
 
-def _skip_missing(kind: str) -> None:
-    if kind in TLS_MISSING:
-        pytest.skip(f"{TLS_MISSING[kind]} does not support TLS yet")
-
-
 def _start(kind: str, db: DevDB, ca: Path, logs: Path) -> ServerProc:
     env = {**db.env(), "SERVER_USER": unique_row(f"dbtls-{kind}"), "UPDATE_INTERVAL": "0.5",
            "DB_TLS_CA_FILE": str(ca), "DB_CONNECT_TIMEOUT": "2"}
@@ -56,7 +51,6 @@ def _start(kind: str, db: DevDB, ca: Path, logs: Path) -> ServerProc:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_verified_sessions_read_and_update(kind, tls_db, pki, tmp_path):
-    _skip_missing(kind)
     before = tls_db.status("Ssl_accepts")
     server = _start(kind, tls_db, pki["ca.crt"], tmp_path)
     try:
@@ -76,7 +70,6 @@ def test_verified_sessions_read_and_update(kind, tls_db, pki, tmp_path):
 @pytest.mark.parametrize("case", ["other-ca", "no-tls-database"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_unverifiable_or_plaintext_database_is_refused(kind, case, tls_db, db, pki, tmp_path):
-    _skip_missing(kind)
     database, ca = (tls_db, pki["other-ca.crt"]) if case == "other-ca" else (db, pki["ca.crt"])
     server = _start(kind, database, ca, tmp_path)
     try:

@@ -60,13 +60,6 @@ enum pts_action config_load(struct pts_server_config *c, int argc, char **argv, 
         /* The default, points:<SERVER_USER>, fits: a row is at most 50 bytes. */
         snprintf(c->lock_name, sizeof c->lock_name, "points:%s", c->server_user);
     }
-    /* TLS (design.md section 9) is in the Python server so far: refuse rather than serve
-     * plaintext to an operator who asked for TLS. --check-config still shows the values. */
-    if (action == PTS_ACTION_RUN && (c->tls_cert_file[0] || c->db_tls_ca_file[0])) {
-        snprintf(err, errlen, "%s: TLS is not supported by the C server yet (the Python server "
-                 "supports it)", c->tls_cert_file[0] ? "TLS_CERT_FILE" : "DB_TLS_CA_FILE");
-        return PTS_ACTION_ERROR;
-    }
     return action;
 }
 

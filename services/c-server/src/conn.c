@@ -8,10 +8,15 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "generated/log_events.h"
 #include "metrics.h"
 #include "net.h"
 #include "server.h"
+#include "tls.h"
 
 #define CONN_FREE_CACHE 1024 /* connection structs kept for reuse */
 #define LINGER_READS 32      /* reads of 64 KiB per linger turn before yielding */
@@ -55,11 +60,17 @@ struct conn *conn_alloc(struct conn_pool *p)
     dlist_init(&c->glink);
     c->out = NULL;
     c->out_len = c->out_off = 0;
+    c->ssl = NULL;
+    c->handshaken = c->deferred = c->peer_done = 0;
     return c;
 }
 
 void conn_free(struct conn_pool *p, struct conn *c)
 {
+    if (c->ssl) { /* a connection never watched */
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (p->nfree < CONN_FREE_CACHE) {
         dlist_push_back(&p->free_list, &c->link);
         p->nfree++;
@@ -84,6 +95,10 @@ void conn_close(struct server *s, struct conn *c)
         /* EBADF would be a bug; nothing else can be done about EIO on a socket. */
     }
     c->fd = -1;
+    if (c->ssl) {
+        SSL_free(c->ssl); /* and its two BIOs */
+        c->ssl = NULL;
+    }
     conn_set_state(c, PTS_CONN_CLOSED); /* later events of this turn for it are ignored */
     server_conn_closed(s, c);
 }
@@ -117,8 +132,46 @@ void conn_drain(struct server *s, struct conn *c)
 
 /* ---- writing the reply ---------------------------------------------------------------- */
 
+/* TLS: send what the SSL object wrote (handshake flights, the reply's records). 0 when all is
+ * out, 1 at EAGAIN (EPOLLOUT continues; a reply waits in the linger list, bounded; a handshake
+ * flight keeps the idle deadline), -1 when the connection closed (the peer is gone). */
+static int tls_send_pending(struct server *s, struct conn *c)
+{
+    BIO *wbio = SSL_get_wbio(c->ssl);
+    for (;;) {
+        char *p;
+        long pending = BIO_get_mem_data(wbio, &p);
+        if (pending <= 0)
+            return 0;
+        ssize_t n = send(c->fd, p, (size_t)pending, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0) {
+            while (n > 0) { /* drop what went out */
+                int chunk = n > (ssize_t)sizeof s->scratch ? (int)sizeof s->scratch : (int)n;
+                int got = BIO_read(wbio, s->scratch, chunk);
+                if (got <= 0)
+                    break;
+                n -= got;
+            }
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (c->state == PTS_CONN_WRITING && dlist_empty(&c->link))
+                server_linger_start(s, c, mono_ns());
+            return 1;
+        }
+        conn_close(s, c); /* EPIPE, ECONNRESET: the client is gone */
+        return -1;
+    }
+}
+
 void conn_flush(struct server *s, struct conn *c)
 {
+    if (c->ssl) {
+        if (tls_send_pending(s, c) != 0)
+            return;
+    }
     while (c->out_off < c->out_len) {
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -147,7 +200,7 @@ void conn_flush(struct server *s, struct conn *c)
     metrics_reply(s->m, c->outcome, now - c->t_req);
     trace_request(s, c, c->outcome, now - c->t_req);
     dlist_remove(&c->link);
-    if (shutdown(c->fd, SHUT_WR) < 0) {
+    if (c->peer_done || shutdown(c->fd, SHUT_WR) < 0) { /* the peer ended TLS: done */
         conn_close(s, c);
         return;
     }
@@ -156,10 +209,31 @@ void conn_flush(struct server *s, struct conn *c)
     conn_drain(s, c);
 }
 
+/* TLS: the reply as records, then close_notify (SSL_shutdown once: the peer's is not waited
+ * for), into the write BIO; conn_flush sends them. */
+static int tls_write_reply(struct conn *c, const char *data, size_t len)
+{
+    int ok = SSL_write(c->ssl, data, (int)len) == (int)len;
+    if (ok) {
+        int r = SSL_shutdown(c->ssl);
+        ok = r >= 0 || SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_READ;
+    }
+    ERR_clear_error();
+    return ok;
+}
+
 void conn_send(struct server *s, struct conn *c, const char *data, size_t len, int outcome)
 {
     dlist_remove(&c->link);
     dlist_remove(&c->glink);
+    if (c->ssl) {
+        if (!c->handshaken || !tls_write_reply(c, data, len)) {
+            conn_close(s, c); /* nothing can be said before the handshake has finished */
+            return;
+        }
+        data = NULL;
+        len = 0;
+    }
     conn_set_state(c, PTS_CONN_WRITING);
     c->outcome = outcome;
     c->out = data;
@@ -170,6 +244,10 @@ void conn_send(struct server *s, struct conn *c, const char *data, size_t len, i
 
 void conn_error(struct server *s, struct conn *c, enum pts_error e)
 {
+    if (conn_in_handshake(c)) {
+        conn_close(s, c);
+        return;
+    }
     if (c->state == PTS_CONN_READING)
         c->t_req = mono_ns();
     conn_send(s, c, pts_error_line[e], strlen(pts_error_line[e]), (int)e);
@@ -178,6 +256,10 @@ void conn_error(struct server *s, struct conn *c, enum pts_error e)
 void conn_refuse(struct server *s, struct conn *c, enum pts_error e)
 {
     const char *line = pts_error_line[e];
+    if (conn_in_handshake(c)) {
+        conn_close(s, c);
+        return;
+    }
     if (send(c->fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
         metrics_reply(s->m, (int)e, 0);
     conn_close(s, c);
@@ -185,8 +267,143 @@ void conn_refuse(struct server *s, struct conn *c, enum pts_error e)
 
 /* ---- reading a request ---------------------------------------------------------------- */
 
+/* Act on request_scan's verdict: 1 to read on, 0 when c has moved on (answered, closed). */
+static inline int on_verdict(struct server *s, struct conn *c, enum verdict r)
+{
+    switch (r) {
+    case VERDICT_REQUEST:
+        server_request_ready(s, c);
+        return 0;
+    case VERDICT_UNKNOWN:
+        conn_error(s, c, PTS_ERR_UNKNOWN_COMMAND);
+        return 0;
+    case VERDICT_TOO_LONG:
+        conn_error(s, c, PTS_ERR_LINE_TOO_LONG);
+        return 0;
+    case VERDICT_EMPTY:
+        conn_close(s, c); /* connect then close: nothing to answer */
+        return 0;
+    case VERDICT_GRACE:
+        dlist_remove(&c->glink);
+        server_grace_start(s, c);
+        break;
+    case VERDICT_MORE:
+        dlist_remove(&c->glink);
+        break;
+    }
+    return c->len < REQUEST_BUF_CAP; /* cannot be full: a full buffer always decides */
+}
+
+void conn_start_tls(struct conn *c, SSL *ssl)
+{
+    c->ssl = ssl;
+    c->handshaken = c->deferred = c->peer_done = 0;
+}
+
+/* A failed handshake: count it (by OpenSSL's reason, or result when >= 0), send the alert
+ * OpenSSL wrote, close. */
+static void tls_fail(struct server *s, struct conn *c, int ssl_error)
+{
+    unsigned long err = ERR_peek_last_error();
+    int result = ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN
+                     ? PTS_TLS_CLOSED
+                     : (int)tls_failure_result(err);
+    char why[512];
+    tls_describe(why, sizeof why, err, SSL_get_verify_result(c->ssl));
+    ERR_clear_error();
+    server_tls_failed(s, c, result, why);
+    if (tls_send_pending(s, c) >= 0) /* the alert, when OpenSSL wrote one */
+        conn_close(s, c);
+}
+
+/* Drive the handshake with what the read BIO holds: 1 when it has finished and c still reads
+ * (its plaintext follows), 0 when it needs more bytes, -1 when c has moved on (closed after a
+ * failure, or answering a deferred server-busy). */
+static int tls_handshake(struct server *s, struct conn *c)
+{
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->handshaken = 1;
+        if (tls_send_pending(s, c) < 0) /* the last flight (TLS 1.3: the session tickets) */
+            return -1;
+        server_tls_done(s, c); /* may answer a deferred server-busy */
+        return c->state == PTS_CONN_READING ? 1 : -1;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return tls_send_pending(s, c) < 0 ? -1 : 0; /* this flight of the handshake */
+    tls_fail(s, c, e);
+    return -1;
+}
+
+/* conn_read over TLS: raw bytes into the SSL object, the handshake, then its plaintext into
+ * c->buf and the scanner. The socket's EOF (FIN) ends the request stream, as in plaintext
+ * (close_notify too); EOF or a reset during the handshake counts "closed". */
+static void conn_read_tls(struct server *s, struct conn *c)
+{
+    SSL *ssl = c->ssl;
+    for (;;) {
+        ssize_t n = recv(c->fd, s->scratch, sizeof s->scratch, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (!c->handshaken)
+                server_tls_failed(s, c, PTS_TLS_CLOSED, strerror(errno));
+            conn_close(s, c); /* reset by the peer */
+            return;
+        }
+        if (n == 0) {
+            if (!c->handshaken) {
+                server_tls_failed(s, c, PTS_TLS_CLOSED, "EOF during the handshake");
+                conn_close(s, c);
+                return;
+            }
+            on_verdict(s, c, request_scan_eof(c->buf, c->len));
+            return;
+        }
+        if (BIO_write(SSL_get_rbio(ssl), s->scratch, (int)n) != (int)n) {
+            ERR_clear_error();
+            conn_close(s, c); /* out of memory */
+            return;
+        }
+        if (!c->handshaken) {
+            int h = tls_handshake(s, c);
+            if (h < 0)
+                return;
+            if (h == 0)
+                continue;
+        }
+        for (;;) {
+            int r = SSL_read(ssl, c->buf + c->len, (int)(REQUEST_BUF_CAP - c->len));
+            if (r > 0) {
+                c->len += (size_t)r;
+                if (!on_verdict(s, c, request_scan(c->buf, c->len)))
+                    return;
+                continue;
+            }
+            int e = SSL_get_error(ssl, r);
+            if (e == SSL_ERROR_WANT_READ)
+                break;
+            ERR_clear_error();
+            if (e == SSL_ERROR_ZERO_RETURN) { /* close_notify: the end of the client's stream */
+                c->peer_done = 1;
+                on_verdict(s, c, request_scan_eof(c->buf, c->len));
+            } else {
+                conn_close(s, c); /* a broken record after the handshake: nothing to answer */
+            }
+            return;
+        }
+    }
+}
+
 void conn_read(struct server *s, struct conn *c)
 {
+    if (c->ssl) {
+        conn_read_tls(s, c);
+        return;
+    }
     for (;;) {
         ssize_t n = recv(c->fd, c->buf + c->len, REQUEST_BUF_CAP - c->len, MSG_DONTWAIT);
         enum verdict r;
@@ -203,28 +420,7 @@ void conn_read(struct server *s, struct conn *c)
             conn_close(s, c); /* reset by the peer */
             return;
         }
-        switch (r) {
-        case VERDICT_REQUEST:
-            server_request_ready(s, c);
-            return;
-        case VERDICT_UNKNOWN:
-            conn_error(s, c, PTS_ERR_UNKNOWN_COMMAND);
-            return;
-        case VERDICT_TOO_LONG:
-            conn_error(s, c, PTS_ERR_LINE_TOO_LONG);
-            return;
-        case VERDICT_EMPTY:
-            conn_close(s, c); /* connect then close: nothing to answer */
-            return;
-        case VERDICT_GRACE:
-            dlist_remove(&c->glink);
-            server_grace_start(s, c);
-            break;
-        case VERDICT_MORE:
-            dlist_remove(&c->glink);
-            break;
-        }
-        if (c->len >= REQUEST_BUF_CAP) /* cannot happen: a full buffer always decides */
+        if (!on_verdict(s, c, r))
             return;
     }
 }
@@ -241,6 +437,9 @@ static void on_conn(struct ae_loop *ae, struct ae_file *f, uint32_t events)
     case PTS_CONN_STATES_COUNT:
         break;
     case PTS_CONN_READING:
+        if (c->ssl && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+            && BIO_ctrl_pending(SSL_get_wbio(c->ssl)) > 0 && tls_send_pending(s, c) < 0)
+            break; /* the rest of a handshake flight; the peer was gone */
         if (events & input) /* not the bare "writable" edge that follows every accept */
             conn_read(s, c);
         break;

@@ -15,8 +15,9 @@
  *
  * The interface both ways, and nothing else:
  *   server -> conn: the functions below.
- *   conn -> server: the five server_* functions at the end (defined in server.c): a request
- *     is complete, a connection closed, a connection joins the grace, linger or again list;
+ *   conn -> server: the server_* functions at the end (defined in server.c): a request
+ *     is complete, a connection closed, a connection joins the grace, linger or again list,
+ *     a TLS handshake finished or failed;
  *     and, of struct server, only m (metrics), log and scratch (the linger drains' discard
  *     buffer).
  * All of it runs on the loop's thread; what acts on a connection takes the server whose loop
@@ -35,6 +36,7 @@
 #include "util.h"
 
 struct server;
+struct ssl_st;
 
 struct conn {
     struct ae_file file; /* the socket in the loop */
@@ -54,8 +56,22 @@ struct conn {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } peer;
+    /* TLS (tls.h; NULL in plaintext): an SSL object between two memory BIOs. Its output (the
+     * handshake's flights, the reply's records and close_notify) waits in its write BIO until
+     * the socket takes it, instead of out. */
+    struct ssl_st *ssl;
+    unsigned char handshaken; /* TLS: the handshake has finished */
+    unsigned char deferred;   /* TLS: server-busy, answered once the handshake has finished
+                               * (in the linger list meanwhile, which bounds the wait) */
+    unsigned char peer_done;  /* TLS: the peer's close_notify came: close once the reply is out */
     char buf[REQUEST_BUF_CAP];
 };
+
+/* TLS and its handshake not finished: nothing can be said to the client yet. */
+static inline int conn_in_handshake(const struct conn *c)
+{
+    return c->ssl != NULL && !c->handshaken;
+}
 
 /* The connection of a list node: its link, its glink. */
 static inline struct conn *link_conn(struct dlist *l)
@@ -81,7 +97,8 @@ void conn_pool_init(struct conn_pool *p);
 void conn_pool_destroy(struct conn_pool *p);
 /* A connection in READING with no socket and on no list; NULL when out of memory. */
 struct conn *conn_alloc(struct conn_pool *p);
-/* Back to the pool: c is on no list and its socket is closed (or was never set). */
+/* Back to the pool: c is on no list and its socket is closed (or was never set); its SSL
+ * object, if any is left, is freed. */
 void conn_free(struct conn_pool *p, struct conn *c);
 
 /* ---- the connection ------------------------------------------------------------------- */
@@ -94,6 +111,10 @@ void conn_set_state(struct conn *c, enum pts_conn_state state);
  * close. */
 int conn_watch(struct ae_loop *ae, struct conn *c, int fd);
 
+/* Speak TLS on c (before conn_read): ssl (tls_new_conn) is c's from now on, freed when c
+ * closes. The handshake runs as bytes arrive; its plaintext then goes to the same scanner. */
+void conn_start_tls(struct conn *c, struct ssl_st *ssl);
+
 /* READING: read what has arrived and act on request_scan's verdict: a request goes to
  * server_request_ready, a bad line gets its error reply, an exact command without terminator
  * starts the grace timer, EOF with nothing received or a reset closes. Returns at EAGAIN. */
@@ -105,6 +126,8 @@ void conn_read(struct server *s, struct conn *c);
 void conn_send(struct server *s, struct conn *c, const char *data, size_t len, int outcome);
 /* conn_send of e's error line; the request's time starts now if it was still READING. */
 void conn_error(struct server *s, struct conn *c, enum pts_error e);
+/* Over TLS before the handshake has finished, conn_send, conn_error and conn_refuse close the
+ * connection without a word (there is no way to say anything yet). */
 /* Without buffers, timers or linger (a server-busy beyond the busy margin): one non-blocking
  * send of e's error line, counted when any of it went out, then close. */
 void conn_refuse(struct server *s, struct conn *c, enum pts_error e);
@@ -138,5 +161,11 @@ void server_linger_start(struct server *s, struct conn *c, int64_t now);
 /* c (LINGER) has more input to discard than one turn's budget: drain again after this loop
  * turn (no-op if already listed). */
 void server_drain_again(struct server *s, struct conn *c);
+/* c's TLS handshake has finished (c READING): count it; a deferred server-busy line is sent
+ * now. */
+void server_tls_done(struct server *s, struct conn *c);
+/* c's TLS handshake failed with result (enum pts_tls_result; error: why, for the debug log):
+ * count it. The caller closes c. */
+void server_tls_failed(struct server *s, struct conn *c, int result, const char *error);
 
 #endif

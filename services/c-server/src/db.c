@@ -160,9 +160,28 @@ int db_connect(struct db *d)
     db_bool reconnect = 0; /* a silent reconnect would lose the named lock and time zone */
     mysql_options(my, MYSQL_OPT_RECONNECT, &reconnect);
 #endif
+    if (c->db_tls_ca_file[0]) {
+        /* TLS required, the certificate verified against the CA and the name DB_HOST: no
+         * silent plaintext, no unverified peer. (Else the library's default: TLS without
+         * verification when the server offers it, as the Python server's driver.) */
+        mysql_options(my, MYSQL_OPT_SSL_CA, c->db_tls_ca_file);
+#ifdef MARIADB_PACKAGE_VERSION_ID
+        db_bool on = 1;
+        mysql_options(my, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
+        mysql_options(my, MYSQL_OPT_SSL_ENFORCE, &on);
+#else
+        unsigned int mode = SSL_MODE_VERIFY_IDENTITY;
+        mysql_options(my, MYSQL_OPT_SSL_MODE, &mode);
+#endif
+    }
     if (!mysql_real_connect(my, c->db_host, c->db_user, c->db_pass, c->db_name,
                             (unsigned int)c->db_port, NULL, 0)) {
         set_err(d, "connect", mysql_error(my));
+        mysql_close(my);
+        return -1;
+    }
+    if (c->db_tls_ca_file[0] && mysql_get_ssl_cipher(my) == NULL) {
+        set_err(d, "connect", "the database session is not encrypted (DB_TLS_CA_FILE asks for TLS)");
         mysql_close(my);
         return -1;
     }

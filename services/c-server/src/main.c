@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "reader.h"
 #include "server.h"
+#include "tls.h"
 #include "updater.h"
 
 #ifndef PTS_VERSION
@@ -30,6 +31,7 @@ struct app {
     struct updater upd;
     struct health_server health;
     struct server srv;
+    struct tls tls; /* when TLS_CERT_FILE is set */
 };
 
 /* Allow MAX_CONNECTIONS descriptors where the hard limit permits. */
@@ -105,10 +107,21 @@ int main(int argc, char **argv)
         free(a);
         return 1;
     }
+    int have_tls = a->cfg.tls_cert_file[0] != '\0';
+    if (have_tls) {
+        char why[sizeof err - 64];
+        if (tls_init(&a->tls, &a->cfg, why, sizeof why) != 0) {
+            snprintf(err, sizeof err, "cannot load the TLS certificate: %s", why);
+            fatal(a, err);
+            goto out_tls;
+        }
+    }
     if (server_init(&a->srv, &a->cfg, &a->log, &a->m, &a->rd, err, sizeof err) != 0) {
         fatal(a, err);
-        goto out_lib;
+        goto out_tls;
     }
+    if (have_tls)
+        server_use_tls(&a->srv, &a->tls);
     if (health_start(&a->health, &a->cfg, &a->m, err, sizeof err) != 0) {
         fatal(a, err);
         goto out_srv;
@@ -122,6 +135,8 @@ int main(int argc, char **argv)
         fatal(a, err);
         goto out_reader;
     }
+    if (have_tls)
+        log_tls_loaded(&a->log, a->tls.cert_file, a->tls.client_ca_file);
     log_listening(&a->log, a->cfg.server_host, a->cfg.server_port,
            a->cfg.health_port);
 
@@ -136,7 +151,9 @@ out_health:
     health_stop(&a->health);
 out_srv:
     server_destroy(&a->srv);
-out_lib:
+out_tls:
+    if (have_tls)
+        tls_destroy(&a->tls); /* after the connections that used it */
     mysql_library_end();
     if (rc == 0)
         log_stopped(&a->log, metrics_get(&a->m, PTS_S_REQUESTS_TOTAL));

@@ -20,6 +20,7 @@
 #define SHUTDOWN_LINGER_NS ((int64_t)(PTS_CONN_SHUTDOWN_LINGER_SECONDS * NS_PER_SEC))
 #define ACCEPT_BATCH PTS_CONN_ACCEPT_BATCH
 #define BUSY_EXTRA PTS_CONN_BUSY_EXTRA
+#define TLS_CHECK_NS ((int64_t)(PTS_CONN_TLS_RELOAD_CHECK_SECONDS * NS_PER_SEC))
 
 static void resume_accept(struct server *s);
 static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events);
@@ -52,6 +53,51 @@ void server_drain_again(struct server *s, struct conn *c)
 {
     if (dlist_empty(&c->glink))
         dlist_push_back(&s->again, &c->glink);
+}
+
+/* ---- TLS (tls.h) --------------------------------------------------------------------- */
+
+void server_tls_done(struct server *s, struct conn *c)
+{
+    metrics_add(s->m, PTS_S_TLS_HANDSHAKES_TOTAL + PTS_TLS_OK, 1);
+    if (c->deferred) { /* server-busy, waiting in the linger list for the handshake */
+        c->deferred = 0;
+        dlist_remove(&c->link);
+        conn_error(s, c, PTS_ERR_SERVER_BUSY);
+    }
+}
+
+void server_tls_failed(struct server *s, struct conn *c, int result, const char *error)
+{
+    metrics_add(s->m, PTS_S_TLS_HANDSHAKES_TOTAL + result, 1);
+    if (!log_enabled(s->log, PTS_EV_TLS_HANDSHAKE_FAILED))
+        return;
+    char peer[64];
+    net_format_peer(&c->peer.sa, peer, sizeof peer);
+    log_tls_handshake_failed(s->log, peer, tls_result_name((enum pts_tls_result)result), error);
+}
+
+/* Read the certificate files again when they changed. */
+static void tls_check_files(struct server *s)
+{
+    switch (tls_check(s->tls)) {
+    case 1:
+        metrics_add(s->m, PTS_S_TLS_RELOADS_TOTAL, 1);
+        log_tls_loaded(s->log, s->tls->cert_file, s->tls->client_ca_file);
+        break;
+    case 0:
+        metrics_add(s->m, PTS_S_TLS_RELOADS_TOTAL + 1, 1);
+        log_tls_reload_failed(s->log, s->tls->cert_file, s->tls->error);
+        break;
+    default:
+        break;
+    }
+}
+
+void server_use_tls(struct server *s, struct tls *t)
+{
+    s->tls = t;
+    s->tls_check_at = mono_ns() + TLS_CHECK_NS;
 }
 
 /* ---- reads of the row ----------------------------------------------------------------- */
@@ -164,9 +210,19 @@ static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events)
                 pause_accept(s); /* EMFILE, ENFILE, ENOBUFS, ENOMEM: retry when fds free up */
             return;
         }
+        if (s->tls) {
+            struct ssl_st *ssl = tls_new_conn(s->tls);
+            if (!ssl) {
+                close(fd);
+                conn_free(&s->pool, c);
+                pause_accept(s); /* out of memory: let the backlog wait */
+                return;
+            }
+            conn_start_tls(c, ssl);
+        }
         if (conn_watch(&s->ae, c, fd) < 0) {
             close(fd);
-            conn_free(&s->pool, c);
+            conn_free(&s->pool, c); /* and its SSL object */
             pause_accept(s);
             return;
         }
@@ -176,6 +232,14 @@ static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events)
         int64_t now = mono_ns();
         c->t_req = now;
         if (s->nconns > (size_t)s->cfg->max_connections) {
+            if (c->ssl && s->nconns <= (size_t)s->cfg->max_connections + BUSY_EXTRA) {
+                /* Over TLS the line can only be sent after the handshake: it waits for it,
+                 * bounded by the linger deadline. */
+                c->deferred = 1;
+                server_linger_start(s, c, now);
+                conn_read(s, c);
+                continue;
+            }
             if (s->nconns > (size_t)s->cfg->max_connections + BUSY_EXTRA)
                 conn_refuse(s, c, PTS_ERR_SERVER_BUSY);
             else
@@ -256,6 +320,8 @@ static void run_timers(struct server *s, int64_t now)
         struct conn *c = link_conn(s->idle.next);
         if (c->deadline > now)
             break;
+        if (conn_in_handshake(c)) /* an idle client too; over TLS it cannot be told so */
+            server_tls_failed(s, c, PTS_TLS_TIMEOUT, "handshake not finished");
         conn_error(s, c, PTS_ERR_IDLE_TIMEOUT);
     }
     while (!dlist_empty(&s->grace)) {
@@ -268,7 +334,13 @@ static void run_timers(struct server *s, int64_t now)
         struct conn *c = link_conn(s->linger.next);
         if (c->deadline > now)
             break;
+        if (c->deferred) /* a busy client that never finished its handshake */
+            server_tls_failed(s, c, PTS_TLS_TIMEOUT, "handshake not finished");
         conn_close(s, c);
+    }
+    if (s->tls && now >= s->tls_check_at) {
+        tls_check_files(s);
+        s->tls_check_at = mono_ns() + TLS_CHECK_NS;
     }
     if (s->accept_paused && now >= s->accept_resume)
         resume_accept(s);
@@ -315,6 +387,8 @@ static int next_timeout(struct server *s, int64_t now)
         next = min64(next, link_conn(s->linger.next)->deadline);
     if (s->accept_paused)
         next = min64(next, s->accept_resume);
+    if (s->tls)
+        next = min64(next, s->tls_check_at);
     if (s->stopping && !s->stop_forced)
         next = min64(next, s->stop_deadline);
     if (s->stop_forced && !dlist_empty(&s->linger))

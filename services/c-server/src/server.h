@@ -22,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "reader.h"
+#include "tls.h"
 #include "util.h"
 
 struct server {
@@ -46,6 +47,8 @@ struct server {
     int64_t idle_ns, grace_ns, staleness_ns;
     int have_cache;
     struct read_result cache;
+    struct tls *tls;      /* TLS on the protocol port (server_use_tls); NULL: plaintext */
+    int64_t tls_check_at; /* the next look at the certificate files */
     char reply[256];
     size_t reply_len;
     char scratch[65536];
@@ -55,6 +58,10 @@ struct server {
  * blocked in every thread (the loop reads them from a signalfd). */
 int server_init(struct server *s, const struct pts_server_config *cfg, struct logger *log, struct metrics *m,
                 struct reader *rd, char *err, size_t errlen);
+/* Speak TLS on every connection accepted from now on, with t's certificate (loaded; still the
+ * caller's, destroyed after server_destroy); its files are checked for a change every
+ * CONN_TLS_RELOAD_CHECK_SECONDS. */
+void server_use_tls(struct server *s, struct tls *t);
 /* Register the reader's eventfd (after reader_start). 0 or -1. */
 int server_attach_reader(struct server *s, char *err, size_t errlen);
 /* Serve until a signal and the drain of section 7 are done. 0, or -1 on a fatal error. */
@@ -62,6 +69,7 @@ int server_run(struct server *s);
 void server_destroy(struct server *s);
 
 /* The functions conn.c calls (server_request_ready, server_conn_closed, server_grace_start,
- * server_linger_start, server_drain_again) are declared in conn.h, with that interface. */
+ * server_linger_start, server_drain_again, server_tls_done, server_tls_failed) are declared in
+ * conn.h, with that interface. */
 
 #endif

@@ -36,5 +36,6 @@ void test_log(struct unit *u);
 void test_health(struct unit *u);
 void test_util(struct unit *u);
 void test_updater(struct unit *u);
+void test_tls(struct unit *u);
 
 #endif
