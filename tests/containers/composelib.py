@@ -18,6 +18,7 @@ from pointsmesh.spec import load_protocol, load_roster, reply_regex, servers
 
 CI_DOCKER = REPO / "ci" / "docker"
 COMPOSE_FILE = REPO / "docker-compose.yml"
+COMPOSE_TLS_FILE = REPO / "docker-compose.tls.yml"
 REPORT = REPO / "out" / "containers-report.json"
 
 UPDATE_INTERVAL = 2
@@ -105,12 +106,16 @@ class Stack:
     env: dict[str, str]
     passwords: tuple[str, ...]
     timings: dict[str, float] = field(default_factory=dict)
+    extra_files: tuple[Path, ...] = ()  # more -f files after the test override (TLS)
 
     def compose(
         self, *args: str, timeout: float = 180, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         cmd = ["docker", "compose", "-p", self.project, "--env-file", str(self.env_file)]
-        cmd += ["-f", str(COMPOSE_FILE), "-f", str(self.override), *args]
+        cmd += ["-f", str(COMPOSE_FILE), "-f", str(self.override)]
+        for extra in self.extra_files:
+            cmd += ["-f", str(extra)]
+        cmd += list(args)
         return run(cmd, timeout=timeout, check=check, env=self.env)
 
     def container(self, service: str) -> str:

@@ -15,6 +15,11 @@ from . import ROOT
 from .spec import Member, Protocol, load_protocol, load_roster
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+COMPOSE_TLS_FILE = ROOT / "docker-compose.tls.yml"
+# Where servers and clients find the TLS files (the chart uses the same directory).
+TLS_DIR = "/run/secrets/points-tls"
+# The images' user (their Dockerfiles: USER 10001:10001), which must be able to read the key.
+IMAGE_UID = 10001
 
 # Images: <IMAGE_PREFIX>/<name>:<IMAGE_TAG>; the Dockerfile building each.
 IMAGES = {
@@ -189,8 +194,69 @@ def render_compose(members: tuple[Member, ...], p: Protocol, version: str) -> st
     return "\n".join(out)
 
 
+def render_compose_tls(members: tuple[Member, ...]) -> str:
+    """docker-compose.tls.yml: TLS on every protocol port (docs/design.md section 9)."""
+    out: list[str] = []
+    w = out.append
+    w("# Generated from roster.yaml by `make render` (render_compose.py). Do not edit.")
+    w("#")
+    w("# TLS on every protocol port, over docker-compose.yml:")
+    w("#   make certs        # out/tls: a local CA, the servers' certificate for every service")
+    w("#                     # name below, never committed")
+    w("#   docker compose -f docker-compose.yml -f docker-compose.tls.yml up --build")
+    w("# The servers present out/tls/server.crt; every client verifies it against ca.crt for")
+    w("# the server's service name and never falls back to plaintext. TLS_DIR=<dir> uses")
+    w("# certificates from elsewhere (server.crt, server.key, ca.crt).")
+    w("services:")
+    w("  # Copies the certificates into a volume, the key readable by the images' user only")
+    w("  # (a bind-mounted key keeps the host's owner, whom the containers cannot read as).")
+    w("  tls-init:")
+    w("    image: ${IMAGE_PREFIX:-pointsmesh}/c-client:${IMAGE_TAG:-latest}")
+    w("    pull_policy: never")
+    w('    user: "0:0"')
+    w("    entrypoint:")
+    w("      - sh")
+    w("      - -ec")
+    w("      - >-")
+    w("        cp /src/server.crt /src/server.key /src/ca.crt /tls/ &&")
+    w(f"        chown {IMAGE_UID}:{IMAGE_UID} /tls/server.key && chmod 0400 /tls/server.key &&")
+    w("        chmod 0444 /tls/server.crt /tls/ca.crt")
+    w("    read_only: true")
+    w("    cap_drop: [ALL]")
+    w("    cap_add: [CHOWN, DAC_OVERRIDE, FOWNER]")
+    w('    security_opt: ["no-new-privileges:true"]')
+    w('    restart: "no"')
+    w("    volumes:")
+    w("      - ${TLS_DIR:-./out/tls}:/src:ro")
+    w("      - tls:/tls")
+    for m in members:
+        for server, client in ((m.c_server, m.c_client), (m.python_server, m.python_client)):
+            w("")
+            w(f"  {server}:")
+            w("    environment:")
+            w(f"      TLS_CERT_FILE: {TLS_DIR}/server.crt")
+            w(f"      TLS_KEY_FILE: {TLS_DIR}/server.key")
+            w("    volumes:")
+            w(f"      - tls:{TLS_DIR}:ro")
+            w("    depends_on:")
+            w("      tls-init:")
+            w("        condition: service_completed_successfully")
+            w("")
+            w(f"  {client}:")
+            w("    environment:")
+            w(f"      TLS_CA_FILE: {TLS_DIR}/ca.crt")
+            w("    volumes:")
+            w(f"      - tls:{TLS_DIR}:ro")
+    w("")
+    w("volumes:")
+    w("  tls:")
+    w("")
+    return "\n".join(out)
+
+
 def compose_targets() -> dict[Path, Callable[[], str]]:
     version = (ROOT / "VERSION").read_text().strip()
     p = load_protocol()
     members = load_roster()
-    return {COMPOSE_FILE: lambda: render_compose(members, p, version)}
+    return {COMPOSE_FILE: lambda: render_compose(members, p, version),
+            COMPOSE_TLS_FILE: lambda: render_compose_tls(members)}
