@@ -20,18 +20,31 @@
  *
  * Loopback targets only: a load generator pointed at another machine is a flood.
  *
+ * TLS (--tls-ca FILE): each connection then does a TLS handshake (non-blocking, in the same
+ * loop), verifying the server's certificate against FILE for the name "localhost" (--tls-name),
+ * sends the request with SSL_write and reads the reply with SSL_read until close_notify or EOF.
+ * Every connection does a full handshake, unless --tls-resume: then each user offers the TLS
+ * session of its previous completed exchange (taken after the reply was read, since TLS 1.3
+ * tickets arrive after the handshake), and the handshakes that were resumed are counted.
+ * Handshake failures are errors of their own kinds: tls-verify (the certificate did not
+ * verify), tls-handshake (any other TLS failure in the handshake), tls-closed-in-handshake (the
+ * server closed the connection during the handshake), tls-error (a TLS failure after it).
+ *
  *   loadgen --port PORT [--host 127.0.0.1] [-c 16] [-p 2] [-d 5] [-w 1] [-t 5] [--begin T]
+ *           [--tls-ca FILE [--tls-name NAME] [--tls-resume]]
  *
  * Prints one JSON object (the fields of pointsbench.loadgen.LoadResult) on stdout. Exit status:
  * 0 after a run, whatever the servers answered; 1 when the run itself failed; 2 for a bad
  * command line or a target that is not a loopback address.
  */
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +58,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "points_protocol.h"
 #include "pts_reply.h"
@@ -75,11 +92,16 @@ enum kind {
     K_TOO_LONG, /* more than READ_CAP bytes */
     K_ERRNO,    /* any other failed system call: counted by errno */
     K_REPLY_ERROR,
+    K_TLS_VERIFY,    /* the server's certificate did not verify */
+    K_TLS_HANDSHAKE, /* any other TLS failure during the handshake */
+    K_TLS_CLOSED,    /* the server closed the connection during the handshake */
+    K_TLS_ERROR,     /* a TLS failure after the handshake */
     K_COUNT
 };
 static const char *const kind_name[K_COUNT] = {
     "ok", "refused", "reset", "timeout", "closed-without-reply", "bad-reply", "too-long",
-    "errno", "reply-error",
+    "errno", "reply-error", "tls-verify", "tls-handshake", "tls-closed-in-handshake",
+    "tls-error",
 };
 
 /* One process's results. They live in a shared anonymous mapping made before fork(): the
@@ -90,6 +112,7 @@ struct tally {
     uint64_t sys_errno[ERRNO_SLOTS];         /* slot 0: an errno too large to have a slot */
     uint64_t hist[NBUCKETS];                 /* latency of good replies */
     uint64_t lat_sum_us, lat_max_us;
+    uint64_t tls_handshakes, tls_resumed; /* completed handshakes; of them, resumed */
     double cpu_s;  /* CPU time this process used inside the measuring window */
     int finished;  /* set last, by a process that ran to the end */
 };
@@ -104,9 +127,15 @@ struct plan {
     int64_t begin_ns, measure_ns, end_ns, timeout_ns;
     const char *request;
     size_t request_len;
+    SSL_CTX *tls;        /* NULL: plaintext */
+    const char *tls_name; /* the name the certificate must hold ("localhost") */
+    int tls_name_is_ip;  /* then no SNI (as clients do for an address) */
+    int tls_resume;      /* offer the previous connection's session */
 };
 
-enum ustate { U_IDLE, U_CONNECTING, U_READING, U_DONE };
+/* Plaintext: U_CONNECTING (connect and send), U_READING. TLS: U_HANDSHAKE (connect and
+ * handshake), U_SENDING, U_READING. */
+enum ustate { U_IDLE, U_CONNECTING, U_HANDSHAKE, U_SENDING, U_READING, U_DONE };
 
 struct user {
     int fd;
@@ -115,6 +144,9 @@ struct user {
     int64_t timer_ns;   /* U_IDLE: when to start the next request; else the request's deadline */
     size_t sent;
     size_t len;
+    SSL *ssl;             /* TLS: this request's connection */
+    SSL_SESSION *session; /* --tls-resume: the session of the last completed exchange */
+    int handshook, resumed; /* this request: handshake completed; it was resumed */
     char buf[READ_CAP + 1]; /* one byte more than the cap: how "too long" is seen */
 };
 
@@ -208,6 +240,15 @@ static void user_finish(struct loop *lp, struct user *u, enum kind k, int err_in
      * count as good with a latency above --timeout. */
     if (u->state != U_IDLE && now > u->timer_ns)
         k = K_TIMEOUT;
+    if (u->ssl != NULL) {
+        SSL_free(u->ssl);
+        u->ssl = NULL;
+    }
+    if (k != K_OK && u->session != NULL) {
+        /* a failed request: the next one starts afresh (a full handshake) */
+        SSL_SESSION_free(u->session);
+        u->session = NULL;
+    }
     if (u->fd != -1) {
         /* close() removes the descriptor from the epoll set (it is never dup'ed). Its only
          * possible error here, EINTR, still frees the descriptor on Linux: nothing to do. */
@@ -218,6 +259,8 @@ static void user_finish(struct loop *lp, struct user *u, enum kind k, int err_in
     if (u->started_ns >= pl->measure_ns) {
         struct tally *t = lp->t;
         t->kind[k]++;
+        t->tls_handshakes += (uint64_t)u->handshook;
+        t->tls_resumed += (uint64_t)u->resumed;
         if (k == K_OK) {
             uint64_t us = (uint64_t)(now - u->started_ns) / 1000;
             t->hist[bucket_of(us)]++;
@@ -317,6 +360,168 @@ static void user_send(struct loop *lp, struct user *u)
     u->state = U_READING;
 }
 
+/* -- TLS ---------------------------------------------------------------------------------- */
+
+/* A TLS call failed with rc (not a retry): count it by kind. saved_errno: errno right after
+ * the call. Only called with OpenSSL's error queue cleared before the call. */
+static void tls_fail(struct loop *lp, struct user *u, int rc, int saved_errno)
+{
+    int code = SSL_get_error(u->ssl, rc);
+    unsigned long e = ERR_peek_last_error();
+    int in_handshake = u->state == U_HANDSHAKE;
+    ERR_clear_error();
+    if (code == SSL_ERROR_SYSCALL && saved_errno != 0) {
+        user_fail(lp, u, saved_errno); /* refused, reset, ...: as in plaintext */
+        return;
+    }
+    int eof = code == SSL_ERROR_SYSCALL || code == SSL_ERROR_ZERO_RETURN ||
+              (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+               ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+    if (!in_handshake)
+        user_finish(lp, u, eof ? K_RESET : K_TLS_ERROR, 0); /* eof: cut off while sending */
+    else if (eof)
+        user_finish(lp, u, K_TLS_CLOSED, 0);
+    else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+             ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED)
+        user_finish(lp, u, K_TLS_VERIFY, 0);
+    else
+        user_finish(lp, u, K_TLS_HANDSHAKE, 0);
+}
+
+/* Read the reply over TLS until close_notify or EOF (a ragged EOF is an EOF too: the context
+ * ignores an unexpected one), until SSL_read wants more from the socket (edge-triggered: the
+ * socket has then been read to EAGAIN). */
+static void tls_read(struct loop *lp, struct user *u)
+{
+    for (;;) {
+        ERR_clear_error();
+        errno = 0;
+        int n = SSL_read(u->ssl, u->buf + u->len, (int)(sizeof u->buf - u->len));
+        int saved_errno = errno;
+        if (n > 0) {
+            u->len += (size_t)n;
+            if (u->len > READ_CAP) {
+                user_finish(lp, u, K_TOO_LONG, 0);
+                return;
+            }
+            continue;
+        }
+        int code = SSL_get_error(u->ssl, n);
+        if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE)
+            return;
+        if (code == SSL_ERROR_ZERO_RETURN ||
+            (code == SSL_ERROR_SYSCALL && saved_errno == 0)) {
+            ERR_clear_error();
+            /* A completed exchange: its session (with the tickets that came after the
+             * handshake) is the one the next request of this user offers. Marked as shut down
+             * so that SSL_free() keeps it resumable; nothing more is sent. */
+            SSL_set_shutdown(u->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+            if (lp->pl->tls_resume) {
+                SSL_SESSION *s = SSL_get1_session(u->ssl);
+                if (u->session != NULL)
+                    SSL_SESSION_free(u->session);
+                u->session = s;
+            }
+            user_judge(lp, u);
+            return;
+        }
+        tls_fail(lp, u, n, saved_errno);
+        return;
+    }
+}
+
+/* Drive a TLS request as far as the socket allows: handshake, request, reply. Each step runs
+ * until OpenSSL wants the socket (read or written to EAGAIN), so the next edge comes back. */
+static void tls_step(struct loop *lp, struct user *u)
+{
+    const struct plan *pl = lp->pl;
+    if (u->state == U_HANDSHAKE) {
+        ERR_clear_error();
+        errno = 0;
+        int rc = SSL_connect(u->ssl);
+        int saved_errno = errno;
+        if (rc != 1) {
+            int code = SSL_get_error(u->ssl, rc);
+            if (code != SSL_ERROR_WANT_READ && code != SSL_ERROR_WANT_WRITE)
+                tls_fail(lp, u, rc, saved_errno);
+            return;
+        }
+        u->handshook = 1;
+        u->resumed = SSL_session_reused(u->ssl) == 1;
+        u->state = U_SENDING;
+    }
+    if (u->state == U_SENDING) {
+        while (u->sent < pl->request_len) {
+            ERR_clear_error();
+            errno = 0;
+            int n = SSL_write(u->ssl, pl->request + u->sent, (int)(pl->request_len - u->sent));
+            int saved_errno = errno;
+            if (n > 0) {
+                u->sent += (size_t)n;
+                continue;
+            }
+            int code = SSL_get_error(u->ssl, n);
+            if (code != SSL_ERROR_WANT_READ && code != SSL_ERROR_WANT_WRITE)
+                tls_fail(lp, u, n, saved_errno);
+            return;
+        }
+        u->state = U_READING;
+    }
+    if (u->state == U_READING)
+        tls_read(lp, u);
+}
+
+/* The SSL object of a new connection (the socket fd, the server name, the saved session). */
+static int tls_new(const struct plan *pl, struct user *u)
+{
+    u->ssl = SSL_new(pl->tls);
+    if (u->ssl == NULL || SSL_set_fd(u->ssl, u->fd) != 1 ||
+        (!pl->tls_name_is_ip && SSL_set_tlsext_host_name(u->ssl, pl->tls_name) != 1) ||
+        (u->session != NULL && SSL_set_session(u->ssl, u->session) != 1)) {
+        ERR_clear_error();
+        return -1;
+    }
+    SSL_set_connect_state(u->ssl);
+    return 0;
+}
+
+static SSL_CTX *tls_context(const char *ca_file, const char *name, int name_is_ip)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        goto fail;
+    /* As the project's clients: TLS 1.2 at least, the certificate verified against the CA
+     * for the name; a ragged EOF after the reply is an EOF. No client session cache: the
+     * sessions are kept per user (--tls-resume). */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* Records read in as large reads as the socket has, not a header and a body at a time:
+     * fewer system calls for the generator (every step below runs to EAGAIN anyway). */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        (name_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name)
+                    : X509_VERIFY_PARAM_set1_host(param, name, 0)) != 1)
+        goto fail;
+    if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+        char reason[256];
+        ERR_error_string_n(ERR_peek_last_error(), reason, sizeof reason);
+        fprintf(stderr, "loadgen: --tls-ca %s: cannot load it: %s\n", ca_file, reason);
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+fail:
+    fprintf(stderr, "loadgen: cannot make a TLS context: %s\n",
+            ERR_reason_error_string(ERR_peek_last_error()));
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
 static void user_start(struct loop *lp, struct user *u, int64_t now)
 {
     const struct plan *pl = lp->pl;
@@ -326,7 +531,8 @@ static void user_start(struct loop *lp, struct user *u, int64_t now)
     }
     u->started_ns = now;
     u->sent = u->len = 0;
-    u->state = U_CONNECTING;
+    u->handshook = u->resumed = 0;
+    u->state = pl->tls != NULL ? U_HANDSHAKE : U_CONNECTING;
     set_timer(lp, u, now + pl->timeout_ns);
     u->fd = socket(pl->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->fd == -1) {
@@ -341,6 +547,18 @@ static void user_start(struct loop *lp, struct user *u, int64_t now)
         user_fail(lp, u, errno);
         return;
     }
+    /* TLS: the handshake's last flight and the request are two writes; Nagle would hold the
+     * request until the server ACKs the first (up to a delayed ACK's 40 ms). */
+    static const int one = 1;
+    if (pl->tls != NULL &&
+        setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == -1) {
+        user_fail(lp, u, errno);
+        return;
+    }
+    if (pl->tls != NULL && tls_new(pl, u) == -1) {
+        user_fail(lp, u, ENOMEM); /* SSL_new and friends fail only for lack of memory */
+        return;
+    }
     /* One registration for the whole connection, edge-triggered: EPOLLOUT once connected,
      * EPOLLIN as the reply and the FIN arrive; no EPOLL_CTL_MOD per state. If the connection
      * is already up, ADD reports it at once. */
@@ -351,6 +569,10 @@ static void user_start(struct loop *lp, struct user *u, int64_t now)
 
 static void user_event(struct loop *lp, struct user *u, uint32_t events)
 {
+    if (u->ssl != NULL) {
+        tls_step(lp, u); /* any edge: OpenSSL tells what it waits for */
+        return;
+    }
     if (u->state == U_CONNECTING) {
         user_send(lp, u);
         /* A reply that came with the same edge (a server may answer before reading, e.g.
@@ -465,9 +687,13 @@ static int run_users(const struct plan *pl, int nusers, struct tally *t)
             user_event(&lp, events[i].data.ptr, events[i].events);
     }
     t->cpu_s = cpu_end - cpu_start;
-    for (int i = 0; i < nusers; i++)
-        if (lp.users[i].fd != -1)
-            close(lp.users[i].fd);
+    for (int i = 0; i < nusers; i++) {
+        struct user *u = &lp.users[i];
+        SSL_free(u->ssl); /* SSL_free(NULL), SSL_SESSION_free(NULL): no-ops */
+        SSL_SESSION_free(u->session);
+        if (u->fd != -1)
+            close(u->fd);
+    }
     free(lp.users);
     close(lp.efd);
     return status;
@@ -608,6 +834,9 @@ static void print_json(const struct plan *pl, const struct tally *sum, double cp
     json_ms("p99_ms", hist_percentile(sum->hist, ok, 99, sum->lat_max_us), ok > 0, 0);
     json_ms("max_ms", (double)sum->lat_max_us, ok > 0, 0);
     json_ms("mean_ms", ok > 0 ? (double)sum->lat_sum_us / (double)ok : 0, ok > 0, 0);
+    printf("\"tls\": \"%s\", \"tls_handshakes\": %llu, \"tls_resumed\": %llu, ",
+           pl->tls == NULL ? "off" : pl->tls_resume ? "resume" : "full",
+           (unsigned long long)sum->tls_handshakes, (unsigned long long)sum->tls_resumed);
     if (isfinite(cpu_s))
         printf("\"generator_cpu\": %.4f}\n", cpu_s / pl->duration);
     else
@@ -619,9 +848,13 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: loadgen --port PORT [--host 127.0.0.1] [-c|--concurrency 16] [-p|--procs 2]\n"
             "               [-d|--duration 5] [-w|--warmup 1] [-t|--timeout 5] [--begin T]\n"
+            "               [--tls-ca FILE [--tls-name localhost] [--tls-resume]]\n"
             "Closed-loop load on a points server: a fresh connection per request, every reply\n"
             "checked. --begin: CLOCK_MONOTONIC seconds at which the load starts (default: now\n"
-            "+ 0.1 s). Loopback addresses only. Prints one JSON object.\n");
+            "+ 0.1 s). --tls-ca: over TLS, the server's certificate verified against FILE for\n"
+            "--tls-name; a full handshake per connection, or with --tls-resume the session of\n"
+            "the user's previous exchange offered. Loopback addresses only. Prints one JSON\n"
+            "object.\n");
 }
 
 int main(int argc, char **argv)
@@ -629,13 +862,16 @@ int main(int argc, char **argv)
     struct plan pl = {.concurrency = 16, .procs = 2, .duration = 5, .warmup = 1, .timeout = 5,
                       .port = 0};
     const char *host = "127.0.0.1";
+    const char *tls_ca = NULL, *tls_name = NULL;
     double begin = NAN;
     static const struct option opts[] = {
         {"host", required_argument, NULL, 'H'},    {"port", required_argument, NULL, 'P'},
         {"concurrency", required_argument, NULL, 'c'}, {"procs", required_argument, NULL, 'p'},
         {"duration", required_argument, NULL, 'd'}, {"warmup", required_argument, NULL, 'w'},
         {"timeout", required_argument, NULL, 't'},  {"begin", required_argument, NULL, 'B'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"tls-ca", required_argument, NULL, 'C'},  {"tls-name", required_argument, NULL, 'N'},
+        {"tls-resume", no_argument, NULL, 'R'},     {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int opt, bad = 0;
     while ((opt = getopt_long(argc, argv, "c:p:d:w:t:h", opts, NULL)) != -1) {
@@ -648,10 +884,19 @@ int main(int argc, char **argv)
         case 'w': bad |= parse_double(optarg, 0, &pl.warmup); break;
         case 't': bad |= parse_double(optarg, 0.001, &pl.timeout); break;
         case 'B': bad |= parse_double(optarg, 0, &begin); break;
+        case 'C': tls_ca = optarg; break;
+        case 'N': tls_name = optarg; break;
+        case 'R': pl.tls_resume = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
+    if (tls_ca == NULL && (tls_name != NULL || pl.tls_resume)) {
+        fprintf(stderr, "loadgen: --tls-name and --tls-resume need --tls-ca\n");
+        bad = 1;
+    }
+    if (tls_name != NULL && tls_name[0] == '\0')
+        bad = 1;
     if (bad || optind != argc || pl.port == 0) {
         fprintf(stderr, "loadgen: %s\n", pl.port == 0 ? "--port is required"
                                                       : "bad or out-of-range argument");
@@ -660,6 +905,18 @@ int main(int argc, char **argv)
     }
     if (resolve_loopback(&pl, host) == -1)
         return 2;
+    if (tls_ca != NULL) {
+        unsigned char ip[sizeof(struct in6_addr)];
+        pl.tls_name = tls_name != NULL ? tls_name : "localhost";
+        pl.tls_name_is_ip = inet_pton(AF_INET, pl.tls_name, ip) == 1 ||
+                            inet_pton(AF_INET6, pl.tls_name, ip) == 1;
+        pl.tls = tls_context(tls_ca, pl.tls_name, pl.tls_name_is_ip);
+        if (pl.tls == NULL)
+            return 2;
+        /* OpenSSL writes to the socket with write(): a server gone away is an EPIPE, counted
+         * as a reset, not a SIGPIPE. */
+        signal(SIGPIPE, SIG_IGN);
+    }
     if (pl.procs > pl.concurrency)
         pl.procs = pl.concurrency; /* no process without users */
 
@@ -681,6 +938,7 @@ int main(int argc, char **argv)
                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (tallies == MAP_FAILED) {
         fprintf(stderr, "loadgen: mmap: %s\n", strerror(errno));
+        SSL_CTX_free(pl.tls);
         return 1;
     }
     fflush(stdout); /* nothing buffered may be written twice by the children */
@@ -688,6 +946,8 @@ int main(int argc, char **argv)
     pid_t *pids = calloc((size_t)pl.procs, sizeof *pids);
     if (pids == NULL) {
         fprintf(stderr, "loadgen: out of memory\n");
+        munmap(tallies, map_len);
+        SSL_CTX_free(pl.tls);
         return 1;
     }
     int started = 0, failed = 0;
@@ -706,6 +966,7 @@ int main(int argc, char **argv)
                 _exit(1);
             free(pids); /* the parent's; a leak checker following the fork would report it */
             int rc = run_users(&pl, share, &tallies[i]);
+            SSL_CTX_free(pl.tls); /* this process's copy */
             tallies[i].finished = rc == 0;
             _exit(rc == 0 ? 0 : 1);
         }
@@ -766,11 +1027,14 @@ int main(int argc, char **argv)
         for (int b = 0; b < NBUCKETS; b++)
             sum.hist[b] += t->hist[b];
         sum.lat_sum_us += t->lat_sum_us;
+        sum.tls_handshakes += t->tls_handshakes;
+        sum.tls_resumed += t->tls_resumed;
         if (t->lat_max_us > sum.lat_max_us)
             sum.lat_max_us = t->lat_max_us;
         cpu_s += t->cpu_s;
     }
     munmap(tallies, map_len);
+    SSL_CTX_free(pl.tls);
     if (failed) {
         fprintf(stderr, "loadgen: the run failed (see above)\n");
         return 1;

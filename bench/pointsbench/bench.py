@@ -22,7 +22,15 @@ failing to start).
 
     python -m pointsbench [--duration 5] [--concurrency 1,16,64] [--servers ref,c,python]
                           [--generator c|python] [--generators 2] [--rounds 1]
-                          [--server-root DIR] [--json out/bench.json]
+                          [--tls off|full|resume] [--server-root DIR] [--json out/bench.json]
+
+`--tls full` or `--tls resume` runs the C and Python servers over TLS (a CA and a certificate
+for localhost made for the run with pointsmesh.certs; TLS_CERT_FILE and TLS_KEY_FILE), driven by
+the C generator with a full handshake per connection, or with each generator user resuming the
+TLS session of its previous connection. The reference (and the seed design) has no TLS and stays
+plaintext: "% ref" and "x ref" then compare a TLS server with a plaintext reference, and the
+table says so; the CPU-per-request and memory targets, set for plaintext, are shown but not
+judged.
 
 `--servers ref,c,python,seed` adds a baseline: the seed's Python server design (one client at
 a time, a new database connection per request; bench/seed_server.py). `--server-root DIR` runs
@@ -48,11 +56,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pointsmesh import ROOT
+from pointsmesh import ROOT, certs
 from pointsmesh.devdb import DevDB, DevDBError, free_port
 from pointsmesh.procs import ServerProc, base_env, exchange, mem_kib, port_open
+from pointsmesh.tlsclient import client_context
 
-from .loadgen import GENERATORS, LOADGEN_C, LoadResult, load, reply_regex
+from .loadgen import GENERATORS, LOADGEN_C, TLS_MODES, LoadResult, load, reply_regex
 
 REFSERVER = ROOT / "bench/build/refserver"
 # Where a checkout keeps its servers (as procs.C_SERVER and the points_server package).
@@ -64,6 +73,7 @@ DEFAULT_SERVERS = ("ref", "c", "python")
 ROWS = {"c": "c_user-azmeer", "python": "python_user-azmeer", "seed": "python_user-azmeer"}
 LABELS = {"ref": "reference (no DB)", "c": "C server", "python": "Python server",
           "seed": "seed design (Py)"}
+TLS_SERVERS = ("c", "python")  # the servers that speak TLS with --tls (not ref, not seed)
 
 TARGET_CONCURRENCY = 64
 MAX_P99_MS = 10.0
@@ -122,6 +132,7 @@ class Target:
     proc: subprocess.Popen | None = None
     server: ServerProc | None = None
     note: str = ""
+    tls: bool = False  # spoken to over TLS
 
     @property
     def pid(self) -> int | None:
@@ -270,8 +281,10 @@ class Bench:
     keep: bool
     generator: str = "c"
     server_root: Path = ROOT
+    tls: str = "off"  # TLS_MODES: off, full (a full handshake per connection), resume
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pointsmesh-bench-")))
     db: DevDB | None = None
+    tls_files: dict[str, Path] = field(default_factory=dict)  # ca.crt, server.crt, server.key
     targets: dict[str, Target] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -326,13 +339,20 @@ class Bench:
         env = {**self.db.env(), "SERVER_USER": ROWS[kind], "LOG_LEVEL": "info"}
         if self.update_interval is not None:
             env["UPDATE_INTERVAL"] = self.update_interval
+        tls = self.tls != "off" and kind in TLS_SERVERS
+        if tls:
+            env["TLS_CERT_FILE"] = str(self.tls_files["server.crt"])
+            env["TLS_KEY_FILE"] = str(self.tls_files["server.key"])
         server = RootedServer(kind, env, self.base / "logs", name=f"{kind}-server",
-                              root=self.server_root)
-        self.targets[kind] = Target(kind, port=server.port, server=server)
+                              root=self.server_root,
+                              tls=client_context(str(self.tls_files["ca.crt"])) if tls else None)
+        self.targets[kind] = Target(kind, port=server.port, server=server, tls=tls)
         try:
             server.start(wait="ready", timeout=60)
         except (OSError, RuntimeError, TimeoutError, ValueError) as exc:
-            raise BenchError(f"the {LABELS[kind]} did not start: {exc}") from exc
+            with_tls = (" with TLS (TLS_CERT_FILE, TLS_KEY_FILE set): does this server "
+                        "support TLS?") if tls else ""
+            raise BenchError(f"the {LABELS[kind]} did not start{with_tls}\n{exc}") from exc
         # A start that lost its harness-chosen port to another socket ran on new ports.
         self.targets[kind].port = server.port
 
@@ -362,6 +382,9 @@ class Bench:
                 self.problems.append(f"{LABELS[kind]}: skipped, {why}")
         runnable = [k for k in self.servers if k not in self.skipped]
         self.build_bench()
+        if self.tls != "off" and any(k in TLS_SERVERS for k in runnable):
+            # a CA and a certificate for localhost and 127.0.0.1, for this run only
+            self.tls_files = certs.make_set(self.base / "tls", ["localhost"])
         if "ref" in runnable:
             self.start_ref()
         if any(k in ROWS for k in runnable):
@@ -374,7 +397,11 @@ class Bench:
                 self.start_seed()
         pattern = re.compile(reply_regex().encode())
         for kind, t in self.targets.items():
-            reply = exchange(t.port, timeout=10)
+            tls = t.server.tls if t.server is not None and t.tls else None
+            try:
+                reply = exchange(t.port, timeout=10, tls=tls)
+            except OSError as exc:  # ssl.SSLError included
+                raise BenchError(f"the {LABELS[kind]} did not answer a request: {exc}") from exc
             if not pattern.fullmatch(reply):
                 raise BenchError(f"the {LABELS[kind]} answered {reply[:200]!r}")
 
@@ -404,9 +431,12 @@ class Bench:
             steal[phase] = _steal_and_total()
 
         before = t.counters()
+        tls: dict = {}
+        if t.tls:
+            tls = {"tls_ca": self.tls_files["ca.crt"], "tls_resume": self.tls == "resume"}
         try:
             res = load(self.generator, t.port, c, duration=self.duration, warmup=self.warmup,
-                       generators=self.generators, timeout=self.timeout, window_hook=hook)
+                       generators=self.generators, timeout=self.timeout, window_hook=hook, **tls)
         except (RuntimeError, ValueError) as exc:
             raise BenchError(f"the {self.generator} load generator failed: {exc}") from exc
         after = t.counters()
@@ -477,8 +507,24 @@ class Bench:
               f"{'p99 ms':>7} {'us/req':>7} {'x ref':>6} {'RSS MB':>7} {'CPU srv/db/gen':>15} "
               f"{'steal':>5}  errors")
 
+    def header(self) -> str:
+        """HEADER, with a TLS column after "conc" when the servers run over TLS."""
+        if self.tls == "off":
+            return self.HEADER
+        at = self.HEADER.index("conc") + len("conc")
+        return f"{self.HEADER[:at]} {'TLS':<8}{self.HEADER[at:]}"
+
     @staticmethod
-    def format_row(r: Row) -> str:
+    def tls_cell(r: Row) -> str:
+        """How a run spoke: plain, full (handshakes), or res N% (handshakes resumed)."""
+        res = r.result
+        if res.tls == "off":
+            return "plain"
+        if res.tls == "resume" and res.tls_handshakes:
+            return f"res {res.tls_resumed / res.tls_handshakes:.0%}"
+        return res.tls
+
+    def format_row(self, r: Row) -> str:
         res = r.result
         share = f"{r.share * 100:.0f}%" if r.share is not None else "-"
         errs = ", ".join(f"{k} {v}" for k, v in res.errors.items()) or "0"
@@ -488,7 +534,8 @@ class Bench:
         steal = f"{r.steal * 100:.0f}%" if r.steal is not None else "-"
         per_req = f"{r.cpu_us_per_req:.1f}" if r.cpu_us_per_req is not None else "-"
         ratio = f"{r.cpu_ratio:.2f}x" if r.cpu_ratio is not None else "-"
-        return (f"{LABELS[r.server]:<18} {res.concurrency:>4} {res.rps:>8,.0f} {share:>6} "
+        tls = f" {self.tls_cell(r):<8}" if self.tls != "off" else ""
+        return (f"{LABELS[r.server]:<18} {res.concurrency:>4}{tls} {res.rps:>8,.0f} {share:>6} "
                 f"{_ms(res.p50_ms):>7} {_ms(res.p99_ms):>7} {per_req:>7} {ratio:>6} "
                 f"{r.rss_kib / 1024:>7.1f} {cpu:>15} {steal:>5}  {errs}")
 
@@ -516,15 +563,25 @@ class Bench:
             what = f"{name}: CPU per request <= {most:g}x the reference's"
             if r.cpu_ratio is None or r.cpu_us_per_req is None:
                 out.append(Verdict(kind, what, None, "reference or server CPU not measured"))
+            elif res.tls != "off":
+                # the target is for plaintext: a TLS server against a plaintext reference
+                out.append(Verdict(kind, what, None,
+                                   f"{r.cpu_us_per_req:.1f} us = {r.cpu_ratio:.2f}x "
+                                   f"(TLS {res.tls}; reference: plaintext): not judged"))
             else:
                 share = f"; {res.rps:,.0f} req/s = {r.share:.0%} of the reference" if (
                     r.share is not None) else ""
                 out.append(Verdict(kind, what, r.cpu_ratio <= most,
                                    f"{r.cpu_us_per_req:.1f} us = {r.cpu_ratio:.2f}x{share}"))
             rss_mb = last[kind].rss_kib / 1024
+            rss = f"{rss_mb:.1f} MB (peak {last[kind].hwm_kib / 1024:.1f} MB)"
+            if last[kind].result.tls != "off":  # a plaintext target: TLS keeps OpenSSL too
+                out.append(Verdict(kind, f"{name}: RSS <= {MAX_RSS_MB[kind]:g} MB after the run",
+                                   None if last[kind].alive else False,
+                                   f"{rss} (TLS; the target is for plaintext): not judged"))
+                continue
             out.append(Verdict(kind, f"{name}: RSS <= {MAX_RSS_MB[kind]:g} MB after the run",
-                               last[kind].alive and rss_mb <= MAX_RSS_MB[kind],
-                               f"{rss_mb:.1f} MB (peak {last[kind].hwm_kib / 1024:.1f} MB)"))
+                               last[kind].alive and rss_mb <= MAX_RSS_MB[kind], rss))
         return out
 
     def report(self, load_before: list[float], load_after: list[float]) -> dict:
@@ -534,16 +591,26 @@ class Bench:
               f"processes; {self.duration:g} s per run after {self.warmup:g} s warm-up{rounds}; "
               f"{os.cpu_count()} CPUs; load average before {_load(load_before)}, "
               f"after {_load(load_after)}")
+        if self.tls != "off":
+            how = ("a full TLS handshake per connection" if self.tls == "full" else
+                   "TLS, each generator user resuming the session of its previous connection")
+            print(f"C and Python servers over {how}; the reference has no TLS "
+                  "(reference: plaintext)")
         if self.server_root != ROOT:
             print(f"C and Python servers from {self.server_root} "
                   f"(commit {_checkout_commit(self.server_root) or '?'})")
-        print(self.HEADER)
+        print(self.header())
         for r in self.rows:
             print(self.format_row(r))
         print("(us/req: the server's CPU time per request answered in the measuring window, "
               "x ref: that over the reference's at the same level; CPU srv/db/gen: cores kept "
               "busy by the server, the database and the generator processes during the window; "
               "steal: share of the CPUs' time the hypervisor took)")
+        if self.tls != "off":
+            print("(TLS: full = a full handshake per connection, res N% = the share of "
+                  "handshakes that resumed the previous session, plain = no TLS; "
+                  "% ref and x ref compare a TLS server with the plaintext reference "
+                  "(reference: plaintext): the cost of TLS is in them)")
         verdicts = self.verdicts()
         if verdicts:
             print()
@@ -574,6 +641,8 @@ class Bench:
                 "servers": self.servers, "concurrency": self.concurrency,
                 "duration": self.duration, "warmup": self.warmup,
                 "generator": self.generator, "generators": self.generators,
+                "tls": self.tls,
+                "tls_servers": [k for k in self.targets if self.targets[k].tls],
                 "timeout": self.timeout, "rounds": self.rounds,
                 "update_interval": self.update_interval,
                 # as given on the command line (relative paths stay relative)
@@ -639,6 +708,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="load generator: c (bench/loadgen.c) or python (pointsbench.loadgen, "
                     "for comparison); default c")
     ap.add_argument("--generators", type=int, default=2, help="generator processes (default 2)")
+    ap.add_argument("--tls", choices=TLS_MODES, default="off",
+                    help="the C and Python servers over TLS (C generator only): full = a full "
+                    "handshake per connection, resume = each generator user resumes its previous "
+                    "session; the reference stays plaintext (default off)")
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
     ap.add_argument("--pause", type=float, default=0.5, help="seconds between runs")
     ap.add_argument("--rounds", type=int, default=1,
@@ -658,12 +731,15 @@ def main(argv: list[str] | None = None) -> int:
     if (args.duration <= 0 or args.warmup < 0 or args.generators < 1 or args.timeout <= 0
             or args.rounds < 1):
         ap.error("--duration, --generators, --timeout and --rounds must be positive")
+    if args.tls != "off" and args.generator != "c":
+        ap.error(f"--tls {args.tls}: the {args.generator} load generator does not speak TLS; "
+                 "use --generator c")
 
     bench = Bench(servers=args.servers, concurrency=args.concurrency, duration=args.duration,
                   warmup=args.warmup, generators=args.generators, timeout=args.timeout,
                   pause=args.pause, rounds=args.rounds, update_interval=args.update_interval,
                   keep=args.keep, generator=args.generator,
-                  server_root=args.server_root or ROOT)
+                  server_root=args.server_root or ROOT, tls=args.tls)
 
     def on_term(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt

@@ -7,12 +7,13 @@ counted by kind: "refused", "reset", "timeout", "ERROR <code>", "bad-reply", or 
 
 Two generators do the same thing: the C one (bench/loadgen.c, built by `make -C bench`: one
 epoll loop per process, the default) and this module's Python one (asyncio in each process),
-kept for comparison. The total concurrency is split over several worker processes. Every run is
-bounded: a warm-up, a fixed measuring window, and a drain of at most the request timeout.
-Requests that *start* inside the window are counted.
+kept for comparison. Only the C one speaks TLS (--tls-ca: a full handshake per connection, or
+with --tls-resume each user's previous session offered). The total concurrency is split over
+several worker processes. Every run is bounded: a warm-up, a fixed measuring window, and a drain
+of at most the request timeout. Requests that *start* inside the window are counted.
 
     python -m pointsbench.loadgen --port 5001 -c 64 -d 5 [--generator c|python] [--generators 2]
-                                  [--json]
+                                  [--tls-ca FILE [--tls-name NAME] [--tls-resume]] [--json]
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ START_GRACE = 0.2  # seconds between "all workers ready" and the first request
 C_START_GRACE = 0.05  # the same for the C generator: exec and fork take milliseconds
 LOADGEN_C = ROOT / "bench/build/loadgen"
 GENERATORS = ("c", "python")
+TLS_MODES = ("off", "full", "resume")
 
 
 def reply_regex(reply_format: str | None = None) -> str:
@@ -84,6 +86,9 @@ class LoadResult:
     max_ms: float = math.nan
     mean_ms: float = math.nan
     generator_cpu: float = math.nan  # CPU cores the generator processes kept busy on average
+    tls: str = "off"  # "off", "full" (a full handshake per connection) or "resume"
+    tls_handshakes: int = 0  # completed TLS handshakes of the requests counted
+    tls_resumed: int = 0  # of them, resumed (--tls-resume)
 
     @property
     def error_count(self) -> int:
@@ -235,12 +240,17 @@ def split(total: int, parts: int) -> list[int]:
 def run_load(port: int, concurrency: int, duration: float = 5.0, warmup: float = 1.0,
              generators: int = 2, timeout: float = 5.0, host: str = "127.0.0.1",
              reply_format: str | None = None,
-             window_hook: Callable[[str], None] | None = None) -> LoadResult:
+             window_hook: Callable[[str], None] | None = None,
+             tls_ca: os.PathLike | str | None = None, tls_name: str | None = None,
+             tls_resume: bool = False) -> LoadResult:
     """Drive host:port at `concurrency` connections in flight for warmup + duration seconds.
 
     window_hook, if given, is called with "start" and "end" at the edges of the measuring
-    window (e.g. to sample the server's CPU time).
+    window (e.g. to sample the server's CPU time). No TLS (the tls_* arguments are refused):
+    the C generator has it.
     """
+    if tls_ca is not None or tls_name is not None or tls_resume:
+        raise ValueError("the Python load generator does not speak TLS: use the C generator")
     if concurrency < 1 or duration <= 0 or warmup < 0 or timeout <= 0 or generators < 1:
         raise ValueError("concurrency, duration, timeout and generators must be positive")
     family, addr = _resolve_loopback(host, port)
@@ -315,8 +325,14 @@ def build_c_generator() -> None:
 def run_load_c(port: int, concurrency: int, duration: float = 5.0, warmup: float = 1.0,
                generators: int = 2, timeout: float = 5.0, host: str = "127.0.0.1",
                window_hook: Callable[[str], None] | None = None,
-               binary: os.PathLike | str = LOADGEN_C) -> LoadResult:
+               binary: os.PathLike | str = LOADGEN_C,
+               tls_ca: os.PathLike | str | None = None, tls_name: str | None = None,
+               tls_resume: bool = False) -> LoadResult:
     """run_load with the C generator (bench/loadgen.c): same arguments, same result.
+
+    tls_ca: over TLS, the server's certificate verified against that CA file for tls_name
+    (default "localhost"); every connection does a full handshake, or with tls_resume offers
+    the session of its user's previous exchange (the result counts the resumed handshakes).
 
     The C program starts the load at a CLOCK_MONOTONIC time given here (Python's
     time.monotonic() reads the same clock), so window_hook runs at the edges of its window.
@@ -333,6 +349,14 @@ def run_load_c(port: int, concurrency: int, duration: float = 5.0, warmup: float
     cmd = [str(binary), "--host", addr, "--port", str(port), "--concurrency", str(concurrency),
            "--procs", str(generators), "--duration", repr(duration), "--warmup", repr(warmup),
            "--timeout", repr(timeout), "--begin", f"{t_begin:.6f}"]
+    if tls_ca is not None:
+        cmd += ["--tls-ca", str(tls_ca)]
+        if tls_name is not None:
+            cmd += ["--tls-name", tls_name]
+        if tls_resume:
+            cmd.append("--tls-resume")
+    elif tls_name is not None or tls_resume:
+        raise ValueError("tls_name and tls_resume need tls_ca")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -364,6 +388,7 @@ def run_load_c(port: int, concurrency: int, duration: float = 5.0, warmup: float
         host=data["host"], port=data["port"], concurrency=data["concurrency"],
         generators=data["generators"], duration=data["duration"], generator="c",
         ok=data["ok"], errors=dict(sorted(data["errors"].items())), rps=data["rps"],
+        tls=data["tls"], tls_handshakes=data["tls_handshakes"], tls_resumed=data["tls_resumed"],
         **{k: nan if data[k] is None else data[k]
            for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms", "mean_ms", "generator_cpu")})
 
@@ -379,8 +404,10 @@ def load(generator: str, port: int, concurrency: int, **kw) -> LoadResult:
 
 def format_result(r: LoadResult) -> str:
     errs = ", ".join(f"{k}={v}" for k, v in r.errors.items()) or "none"
+    tls = "" if r.tls == "off" else (
+        f"TLS {r.tls}, {r.tls_resumed:,} of {r.tls_handshakes:,} handshakes resumed; ")
     return (f"{r.host}:{r.port} c={r.concurrency} ({r.generator} generator, {r.generators} proc): "
-            f"{r.rps:,.0f} req/s, "
+            f"{tls}{r.rps:,.0f} req/s, "
             f"p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, max {r.max_ms:.1f} ms, "
             f"errors: {errs}; generator CPU {r.generator_cpu:.2f} cores")
 
@@ -398,14 +425,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generators", type=int, default=min(2, os.cpu_count() or 1),
                     help="worker processes (default 2)")
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    ap.add_argument("--tls-ca", type=Path, default=None, metavar="FILE",
+                    help="over TLS: verify the server's certificate against this CA (C "
+                    "generator only)")
+    ap.add_argument("--tls-name", default=None,
+                    help="the name the certificate must hold (default localhost)")
+    ap.add_argument("--tls-resume", action="store_true",
+                    help="offer each user's previous TLS session (default: full handshakes)")
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
     args = ap.parse_args(argv)
+    if args.tls_ca is None and (args.tls_name is not None or args.tls_resume):
+        ap.error("--tls-name and --tls-resume need --tls-ca")
+    if args.tls_ca is not None and args.generator != "c":
+        ap.error("--tls-ca: the Python generator does not speak TLS (use --generator c)")
+    tls = {"tls_ca": args.tls_ca, "tls_name": args.tls_name, "tls_resume": args.tls_resume} if (
+        args.tls_ca is not None) else {}
     try:
         if args.generator == "c" and not LOADGEN_C.exists():
             build_c_generator()
         res = load(args.generator, args.port, args.concurrency, duration=args.duration,
                    warmup=args.warmup, generators=args.generators, timeout=args.timeout,
-                   host=args.host)
+                   host=args.host, **tls)
     except (ValueError, RuntimeError, OSError) as exc:
         print(f"loadgen: {exc}", file=sys.stderr)
         return 1

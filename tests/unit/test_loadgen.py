@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import socketserver
+import ssl
 import struct
 import subprocess
 import threading
@@ -285,3 +286,156 @@ def test_bench_server_root_must_hold_built_servers(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         bench.main(["--server-root", str(tmp_path / "nowhere")])
     assert exc.value.code == 2
+
+
+# -- TLS (the C generator only) ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA and a server certificate for localhost (pointsmesh.certs), and a second CA that
+    signed nothing here."""
+    from pointsmesh import certs
+
+    d = tmp_path_factory.mktemp("tls")
+    paths = certs.make_set(d, ["localhost"])
+    other = d / "other"
+    other_cert, _ = certs.make_ca("some other CA").write(other, "ca")
+    return {**paths, "other-ca.crt": other_cert}
+
+
+class _TlsHandler(socketserver.BaseRequestHandler):
+    """A valid reply to the request line, over TLS; close_notify after it."""
+
+    def handle(self) -> None:
+        srv = self.server
+        sock: socket.socket = self.request
+        sock.settimeout(2)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # reply, close_notify
+        try:
+            tls = srv.context.wrap_socket(sock, server_side=True)  # type: ignore[attr-defined]
+        except (OSError, ssl.SSLError):
+            srv.failed += 1  # type: ignore[attr-defined]
+            return
+        with contextlib.suppress(OSError, ssl.SSLError):
+            data = b""
+            while b"\n" not in data and len(data) < 4096:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            if data == (load_protocol().command + "\n").encode():
+                reply = load_protocol().reply("c_user-azmeer", 7, "2026-01-05 10:00:00")
+            else:
+                reply = "hello\n"
+            tls.sendall(reply.encode())
+            tls.unwrap()  # close_notify; the client closes without its own
+
+
+@contextlib.contextmanager
+def tls_server(files: dict[str, Path]) -> Iterator[_Server]:
+    srv = _Server(("127.0.0.1", 0), _TlsHandler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(files["server.crt"], files["server.key"])
+    srv.context = ctx  # type: ignore[attr-defined]
+    srv.failed = 0  # type: ignore[attr-defined]
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("mode", ["full", "resume"])
+def test_c_generator_over_tls(c_built: None, tls_files: dict[str, Path], mode: str) -> None:
+    """Every reply good over TLS; with --tls-resume most handshakes resume the user's previous
+    session, without it none does."""
+    with tls_server(tls_files) as srv:
+        r = run_load_c(srv.server_address[1], 2, duration=0.5, warmup=0.1, generators=1,
+                       timeout=2.0, tls_ca=tls_files["ca.crt"], tls_resume=mode == "resume")
+    assert r.tls == mode
+    assert r.ok > 0, r
+    assert r.errors == {}
+    assert r.tls_handshakes >= r.ok
+    if mode == "full":
+        assert r.tls_resumed == 0
+    else:
+        assert 0 < r.tls_resumed <= r.tls_handshakes
+        assert r.tls_resumed >= r.tls_handshakes - 2  # all but each user's first, at most
+
+
+def test_c_generator_tls_wrong_ca(c_built: None, tls_files: dict[str, Path]) -> None:
+    """A certificate that does not verify: TLS errors, never a good reply."""
+    with tls_server(tls_files) as srv:
+        r = run_load_c(srv.server_address[1], 2, duration=0.3, warmup=0.0, generators=1,
+                       timeout=2.0, tls_ca=tls_files["other-ca.crt"], tls_resume=True)
+    assert r.ok == 0
+    assert set(r.errors) == {"tls-verify"}, r.errors
+    assert r.errors["tls-verify"] > 0
+    assert r.tls_handshakes == 0
+
+
+def test_c_generator_tls_wrong_name(c_built: None, tls_files: dict[str, Path]) -> None:
+    with tls_server(tls_files) as srv:
+        r = run_load_c(srv.server_address[1], 1, duration=0.2, warmup=0.0, generators=1,
+                       timeout=2.0, tls_ca=tls_files["ca.crt"], tls_name="points.example")
+    assert r.ok == 0 and set(r.errors) == {"tls-verify"}, r.errors
+
+
+def test_c_generator_tls_against_plaintext(c_built: None, tls_files: dict[str, Path]) -> None:
+    """A plaintext server answering a TLS client: a handshake failure, not a reply."""
+    with scripted("good") as port:
+        r = run_load_c(port, 1, duration=0.2, warmup=0.0, generators=1, timeout=2.0,
+                       tls_ca=tls_files["ca.crt"])
+    assert r.ok == 0
+    assert set(r.errors) == {"tls-handshake"}, r.errors
+
+
+def test_c_generator_tls_bad_command_line(c_built: None, tmp_path: Path) -> None:
+    for args in (["--tls-resume"], ["--tls-name", "localhost"],
+                 ["--tls-ca", str(tmp_path / "missing.crt")]):
+        res = subprocess.run([str(LOADGEN_C), "--port", "5001", *args], capture_output=True,
+                             text=True, timeout=10)
+        assert res.returncode == 2, args
+    assert "--tls-ca" in res.stderr and "cannot load" in res.stderr
+
+
+def test_python_generator_has_no_tls() -> None:
+    with pytest.raises(ValueError, match="TLS"):
+        load("python", 5001, 1, tls_ca="ca.crt")
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["--generator", "python", "--tls", "full"])
+    assert exc.value.code == 2
+
+
+def test_bench_table_over_tls(tmp_path: Path) -> None:
+    """--tls: a TLS column (plain for the reference, res N% when resumed), and the targets set
+    for plaintext (CPU ratio, RSS) shown but not judged."""
+    from pointsbench.loadgen import LoadResult
+
+    b = bench.Bench(servers=["ref", "python"], concurrency=[64], duration=1, warmup=0,
+                    generators=1, timeout=1, pause=0, rounds=1, update_interval=None, keep=False,
+                    base=tmp_path / "run", tls="resume")
+
+    def row(server: str, tls: str, handshakes: int, resumed: int, us: float) -> bench.Row:
+        res = LoadResult(host="127.0.0.1", port=1, concurrency=64, generators=1, duration=1,
+                         generator="c", ok=100, rps=100.0, p50_ms=1.0, p99_ms=2.0, tls=tls,
+                         tls_handshakes=handshakes, tls_resumed=resumed, generator_cpu=0.5)
+        return bench.Row(server, res, rss_kib=1024, cpu_us_per_req=us, cpu_ratio=us / 10)
+
+    b.rows = [row("ref", "off", 0, 0, 10), row("python", "resume", 100, 90, 300)]
+    assert "conc TLS " in b.header()
+    assert b.header().replace(" TLS     ", "", 1) == bench.Bench.HEADER
+    lines = [b.format_row(r) for r in b.rows]
+    assert " plain " in lines[0] and " res 90% " in lines[1]
+    for line in lines:  # the columns stay under their headings
+        assert line.index("    100 ") + len("    100") == b.header().index("req/s") + len("req/s")
+        assert line.index("    1.0 ") + len("    1.0") == b.header().index("RSS MB") + len("RSS MB")
+    v = {x.what.split(": ", 1)[1].split(" ")[0]: x for x in b.verdicts()}
+    assert v["CPU"].passed is None and "reference: plaintext" in v["CPU"].detail
+    assert v["RSS"].passed is None
+    assert v["0"].passed is True
