@@ -90,6 +90,28 @@ def test_reply_over_tls_is_the_plaintext_reply(make_server, protocol, kind, pki)
     assert events and events[0]["cert_file"] == str(pki["server.crt"])
 
 
+@pytest.mark.parametrize("request_kind", ["complete", "partial"])
+def test_close_notify_ends_the_request_as_a_half_close_does(make_server, protocol, kind, pki,
+                                                            request_kind):
+    """A client that ends its TLS stream (close_notify, in the same write as its bytes) and
+    waits: answered as a plaintext client that half-closes after the same bytes."""
+    server = start(make_server, kind, pki)
+    payload = (protocol.command + "\n").encode() if request_kind == "complete" else b"GE"
+    with tlsclient.connect("127.0.0.1", server.port, 5, server.tls) as s:
+        assert isinstance(s, tlsclient.TlsSocket)
+        s.sendall_then_close_notify(payload)
+        s.settimeout(5)
+        chunks = []
+        while chunk := s.recv():
+            chunks.append(chunk)
+    answer = b"".join(chunks)
+    if request_kind == "complete":
+        assert reply_pattern(protocol, server.env["SERVER_USER"]).fullmatch(answer), answer
+    else:
+        # (test_wire's partial line then half-close: the same answer in plaintext)
+        assert answer == protocol.error("unknown-command").line.encode(), answer
+
+
 @pytest.mark.parametrize("case", ["wrong-ca", "wrong-name", "expired"])
 def test_client_refuses_a_server_it_cannot_verify(make_server, kind, pki, case):
     stem = {"wrong-ca": "other-server", "wrong-name": "other-name", "expired": "expired"}[case]

@@ -2,7 +2,8 @@
 (no cert-manager here), both servers of a member speak TLS only, the client Jobs and `helm test`
 verify it and get their rows; an upgrade keeps the certificate; a rotated Secret (a new CA and
 certificate, as cert-manager would write them) is picked up by the running servers without a
-restart, and the next clients verify against the new CA."""
+restart, and the next clients verify against the new CA; a member added makes the chart-made
+certificate again, with the new names."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from e2elib import MEASURE, RELEASE, Space, reply_for, unique
 from pointsmesh import certs, k8s
 
 MEMBER = {"name": "hasif", "cPort": 5005, "pythonPort": 5006}
+NEW_MEMBER = {"name": "akmal", "cPort": 5003, "pythonPort": 5004}
 SERVERS = ("c-server-hasif", "python-server-hasif")
 SECRET = f"{RELEASE}-tls"
 
@@ -88,6 +90,18 @@ def test_tls_release(kube: k8s.Kube, values: dict[str, Any], tmp_path: Any) -> N
         # The next clients mount the new ca.crt and verify the new certificate.
         out = sp.helm("test", RELEASE, "--logs", "--timeout", "5m")
         assert out.count("ok   ") == 4 and "FAIL" not in out, out
+
+        # A member added: the chart-made certificate is made again with the new names (the
+        # rotated one above lacks them), and the new member's clients verify it.
+        vals = k8s.merge_values(vals, {"members": [MEMBER, NEW_MEMBER]})
+        vfile = k8s.write_values(vals, tmp_path / "values-2.yaml")
+        sp.helm("upgrade", RELEASE, str(k8s.CHART), "-f", str(vfile), "--wait",
+                "--timeout", "10m")
+        crt = base64.b64decode(sp.get(f"secret/{SECRET}")["data"]["tls.crt"])
+        assert crt != data["tls.crt"], "the certificate was not made again for the new names"
+        assert reply_for("c_user-akmal").search(sp.kubectl("logs", "job/client-akmal"))
+        assert reply_for("python_user-akmal").search(
+            sp.kubectl("logs", "job/client-akmal", "-c", "python-client"))
     finally:
         sp.helm("uninstall", RELEASE, "--wait", "--timeout", "3m", check=False)
         kube.kubectl("delete", "namespace", sp.ns, "--wait=false", check=False)

@@ -61,6 +61,14 @@ class TlsSocket:
         self.tls.write(data)
         self._send_pending()
 
+    def sendall_then_close_notify(self, data: bytes) -> None:
+        """data and close_notify (the end of our TLS stream, the TCP connection left open), in
+        one write: a server must see both in one read too."""
+        self.tls.write(data)
+        with contextlib.suppress(ssl.SSLWantReadError):  # it would wait for the peer's
+            self.tls.unwrap()
+        self._send_pending()
+
     def send(self, data: bytes) -> int:
         self.sendall(data)
         return len(data)

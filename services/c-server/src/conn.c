@@ -324,8 +324,12 @@ static int tls_handshake(struct server *s, struct conn *c)
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->handshaken = 1;
-        if (tls_send_pending(s, c) < 0) /* the last flight (TLS 1.3: the session tickets) */
+        if (tls_send_pending(s, c) < 0) { /* the last flight (TLS 1.3: the session tickets) */
+            /* c is closed (its fields stay valid until the end of this loop turn): the peer
+             * left before the handshake's end reached it; counted as the Python server does. */
+            server_tls_failed(s, c, PTS_TLS_CLOSED, "closed in the handshake");
             return -1;
+        }
         server_tls_done(s, c); /* may answer a deferred server-busy */
         return c->state == PTS_CONN_READING ? 1 : -1;
     }

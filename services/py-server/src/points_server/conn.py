@@ -42,7 +42,8 @@ class Connection:
     """
 
     __slots__ = ("address", "buf", "deferred", "eof", "events", "fd", "grace", "handshaken",
-                 "linger", "out", "sock", "srv", "started", "state", "tls", "tls_in", "tls_out")
+                 "linger", "out", "sock", "srv", "started", "state", "tls", "tls_eof", "tls_in",
+                 "tls_out")
 
     def __init__(self, srv: Server, sock: _socket.socket, address: Any) -> None:
         self.srv = srv
@@ -61,6 +62,7 @@ class Connection:
         self.tls_in: ssl.MemoryBIO | None = None
         self.tls_out: ssl.MemoryBIO | None = None
         self.handshaken = False
+        self.tls_eof = False  # the client's close_notify arrived: the end of its stream
         self.deferred: tuple[str, bool] | None = None  # an error to send once TLS is up
 
     def start_tls(self, context: ssl.SSLContext) -> None:
@@ -90,12 +92,12 @@ class Connection:
             self._watch(READABLE)
             return
         except OSError as exc:  # reset by the peer
-            if self.in_handshake:
+            if self.tls is not None and not self.handshaken:
                 self.srv.tls_failed(self, "closed", exc)
             self.close()
             return
         if not data:
-            if self.in_handshake:
+            if self.tls is not None and not self.handshaken:
                 self.srv.tls_failed(self, "closed", ConnectionError("EOF during the handshake"))
                 self.close()
                 return
@@ -103,12 +105,13 @@ class Connection:
         elif self.state == READING:
             if self.tls is not None:
                 plain = self._tls_recv(data)
-                if plain is None:  # the connection is closed, or its peer sent close_notify
-                    if self.state != CLOSED:
-                        self._on_eof()
+                if plain is None:  # closed (a failed handshake, a broken record)
                     return
                 if plain:
                     self._on_data(plain)
+                if self.tls_eof and self.state in (READING, WAITING):
+                    self._on_eof()  # close_notify, maybe right after the request
+                    return
             else:
                 self._on_data(data)
             if self.state in (READING, WAITING):
@@ -117,8 +120,9 @@ class Connection:
         # too: only the end of the stream still matters).
 
     def _tls_recv(self, data: bytes) -> bytes | None:
-        """Feed bytes from the socket to TLS: the plaintext they complete (b"" for none yet),
-        or None when the connection closed (a failed handshake) or the peer ended TLS."""
+        """Feed bytes from the socket to TLS: the plaintext they complete (b"" for none yet;
+        tls_eof is set when close_notify ends it), or None when the connection closed (a failed
+        handshake, a broken record)."""
         tls, tls_in = self.tls, self.tls_in
         assert tls is not None and tls_in is not None
         tls_in.write(data)
@@ -135,6 +139,9 @@ class Connection:
                 return None
             self.handshaken = True
             self._send_raw()
+            if self.state == CLOSED:  # the last flight could not be sent: the peer left
+                self.srv.tls_failed(self, "closed", ConnectionError("closed in the handshake"))
+                return None
             self.srv.tls_done(self)  # may answer a deferred error (server-busy)
             if self.state != READING:
                 return b""
@@ -144,12 +151,14 @@ class Connection:
                 chunk = tls.read(RECV_BYTES)
             except ssl.SSLWantReadError:
                 break
-            except ssl.SSLZeroReturnError:  # close_notify: the end of the client's stream
-                return None if not chunks else b"".join(chunks)
+            except ssl.SSLZeroReturnError:  # close_notify (raised by some Python versions)
+                self.tls_eof = True
+                break
             except ssl.SSLError:  # a broken record after the handshake: nothing to answer
                 self.close()
                 return None
-            if not chunk:
+            if not chunk:  # close_notify: the end of the client's stream (CPython: b"")
+                self.tls_eof = True
                 break
             chunks.append(chunk)
         return b"".join(chunks)
@@ -262,8 +271,10 @@ class Connection:
         if self.out:  # rare: the peer's window is full; finish when writable, bounded
             if not self.events & WRITABLE:
                 self._watch(WRITABLE)
-                if self.state == WRITING:  # (a handshake flight has the idle deadline)
-                    self.srv.lingering.add(self, self.srv.loop.time())
+            # A reply is bounded by the linger deadline (a handshake flight by the idle one),
+            # also when the rest of a flight was still queued as the reply was added.
+            if self.state == WRITING and self not in self.srv.lingering.items:
+                self.srv.lingering.add(self, self.srv.loop.time())
             return
         self._unwatch(WRITABLE)
         if self.state != WRITING:  # a handshake flight went out: back to reading
