@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from testhelpers import SERVER_KINDS, counter
+from testhelpers import SERVER_KINDS, counter, make_test_pki
 
 from pointsmesh import certs, tlsclient
 from pointsmesh.devdb import DevDB, DevDBError, default_flavour, server_version
@@ -36,6 +36,12 @@ def pytest_report_header() -> str:
         version = f"not installed ({e})"
     tls = "; protocol port over TLS (POINTS_MESH_TLS=1)" if TLS_MODE else ""
     return f"database: {flavour} ({version}){tls}"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The TLS tests' certificates (testhelpers.make_test_pki), made once per session."""
+    return make_test_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")

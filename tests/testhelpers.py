@@ -7,6 +7,7 @@ conftest.py pytest imported last (tests/chart and tests/e2e have their own).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import itertools
 import re
 import shutil
@@ -80,3 +81,30 @@ def compile_c(out: Path, sources: list[str], include: list[str]) -> str:
                     *(f"-I{ROOT / d}" for d in include), "-o", str(out),
                     *(str(ROOT / src) for src in sources), "-lm"], check=True)
     return str(out)
+
+
+def make_test_pki(out: Path) -> dict[str, Path]:
+    """The certificates the TLS tests use, by file name, written to out: two CAs (ca,
+    other-ca); server certificates for localhost and 127.0.0.1 (server; expired: a month ago;
+    other-server: from other-ca) and for another name (other-name: elsewhere.example); client
+    certificates (client; other-client: from other-ca); garbage.pem, not a PEM file at all."""
+    from pointsmesh import certs  # cryptography: only the TLS tests need it
+
+    ca, other = certs.make_ca("test CA"), certs.make_ca("another CA")
+    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
+    local = ["localhost", "127.0.0.1"]
+    files: dict[str, Path] = {}
+    for stem, issued in (
+        ("ca", ca), ("other-ca", other),
+        ("server", certs.issue(ca, "localhost", local)),
+        ("expired", certs.issue(ca, "localhost", local, not_before=past,
+                                not_after=past + datetime.timedelta(days=1))),
+        ("other-name", certs.issue(ca, "elsewhere", ["elsewhere.example"])),
+        ("other-server", certs.issue(other, "localhost", local)),
+        ("client", certs.issue(ca, "points-client", server=False, client=True)),
+        ("other-client", certs.issue(other, "points-client", server=False, client=True)),
+    ):
+        files[f"{stem}.crt"], files[f"{stem}.key"] = issued.write(out, stem)
+    files["garbage.pem"] = out / "garbage.pem"
+    files["garbage.pem"].write_text("not a certificate\n")
+    return files

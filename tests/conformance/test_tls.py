@@ -7,7 +7,6 @@ tests/conftest.py.)
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import socket
 import ssl
@@ -19,34 +18,12 @@ from pathlib import Path
 import pytest
 from testhelpers import reply_pattern, unique_row
 
-from pointsmesh import certs, tlsclient
+from pointsmesh import tlsclient
 from pointsmesh.procs import ServerProc, exchange
 from pointsmesh.spec import Protocol
 
 pytestmark = pytest.mark.timeout(120)
 RESULT = "points_tls_handshakes_total{result=\"%s\"}"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two CAs; server certificates (good, expired, for another name); client certificates
-    (from the server's CA, and from the other CA)."""
-    out = tmp_path_factory.mktemp("pki")
-    ca, other = certs.make_ca("test CA"), certs.make_ca("another CA")
-    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
-    files: dict[str, Path] = {}
-    for stem, issued in (
-        ("ca", ca), ("other-ca", other),
-        ("server", certs.issue(ca, "localhost", ["localhost", "127.0.0.1"])),
-        ("expired", certs.issue(ca, "localhost", ["localhost", "127.0.0.1"], not_before=past,
-                                not_after=past + datetime.timedelta(days=1))),
-        ("other-name", certs.issue(ca, "elsewhere", ["elsewhere.example"])),
-        ("other-server", certs.issue(other, "localhost", ["localhost", "127.0.0.1"])),
-        ("client", certs.issue(ca, "points-client", server=False, client=True)),
-        ("other-client", certs.issue(other, "points-client", server=False, client=True)),
-    ):
-        files[f"{stem}.crt"], files[f"{stem}.key"] = issued.write(out, stem)
-    return files
 
 
 def start(make_server, kind: str, pki: dict[str, Path], stem: str = "server",

@@ -7,14 +7,12 @@ client certificate.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from testhelpers import unique_row
 
-from pointsmesh import certs
 from pointsmesh.devdb import DevDB
 from pointsmesh.procs import ServerProc, run_client
 from pointsmesh.spec import load_protocol
@@ -25,25 +23,6 @@ SERVERS = ["c", "python"]
 PROG = {"c": "c-client", "c-asan": "c-client", "python": "python-client"}
 FAST = {"CLIENT_RETRIES": "2", "CLIENT_RETRY_DELAY": "0.05", "CLIENT_TIMEOUT": "3"}
 PROTOCOL = load_protocol()
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("pki")
-    ca, other = certs.make_ca("test CA"), certs.make_ca("another CA")
-    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
-    files: dict[str, Path] = {}
-    for stem, issued in (
-        ("ca", ca), ("other-ca", other),
-        ("server", certs.issue(ca, "localhost", ["localhost", "127.0.0.1"])),
-        ("expired", certs.issue(ca, "localhost", ["localhost", "127.0.0.1"], not_before=past,
-                                not_after=past + datetime.timedelta(days=1))),
-        ("client", certs.issue(ca, "points-client", server=False, client=True)),
-    ):
-        files[f"{stem}.crt"], files[f"{stem}.key"] = issued.write(out, stem)
-    (out / "garbage.pem").write_text("not a certificate\n")
-    files["garbage.pem"] = out / "garbage.pem"
-    return files
 
 
 @pytest.fixture(scope="module")

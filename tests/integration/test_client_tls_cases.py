@@ -6,7 +6,6 @@ C under ASan too. (tests/integration/test_client_tls.py runs them against the re
 from __future__ import annotations
 
 import contextlib
-import datetime
 import shutil
 import socket
 import ssl
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pointsmesh import ROOT, certs
+from pointsmesh import ROOT
 from pointsmesh.devdb import free_port
 from pointsmesh.procs import REQUEST, SANITIZER_MARKERS, run_client
 from pointsmesh.spec import load_protocol
@@ -27,26 +26,6 @@ PROG = {"c": "c-client", "c-asan": "c-client", "python": "python-client"}
 PROTOCOL = load_protocol()
 REPLY = PROTOCOL.reply("c_user-azmeer", 42, "2026-01-05 10:00:00").encode()
 FAST = {"CLIENT_RETRIES": "2", "CLIENT_RETRY_DELAY": "0.05", "CLIENT_TIMEOUT": "1"}
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("pki")
-    ca, other = certs.make_ca("test CA"), certs.make_ca("another CA")
-    past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=30)
-    files: dict[str, Path] = {}
-    for stem, issued in (
-        ("ca", ca), ("other-ca", other),
-        ("server", certs.issue(ca, "localhost", ["localhost", "127.0.0.1"])),
-        ("expired", certs.issue(ca, "localhost", ["localhost", "127.0.0.1"], not_before=past,
-                                not_after=past + datetime.timedelta(days=1))),
-        ("client", certs.issue(ca, "points-client", server=False, client=True)),
-        ("other-client", certs.issue(other, "points-client", server=False, client=True)),
-    ):
-        files[f"{stem}.crt"], files[f"{stem}.key"] = issued.write(out, stem)
-    (out / "garbage.pem").write_text("not a certificate\n")
-    files["garbage.pem"] = out / "garbage.pem"
-    return files
 
 
 Handler = Callable[[socket.socket], None]
