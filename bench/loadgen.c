@@ -314,17 +314,25 @@ static void user_judge(struct loop *lp, struct user *u)
         user_finish(lp, u, K_BAD, 0);
 }
 
+/* n more reply bytes are in u->buf: 1 to read on, 0 when the reply is too long (finished). */
+static int user_took(struct loop *lp, struct user *u, size_t n)
+{
+    u->len += n;
+    if (u->len > READ_CAP) {
+        user_finish(lp, u, K_TOO_LONG, 0);
+        return 0;
+    }
+    return 1;
+}
+
 /* Read what has arrived; the descriptor is edge-triggered, so read until EAGAIN or EOF. */
 static void user_read(struct loop *lp, struct user *u)
 {
     for (;;) {
         ssize_t n = recv(u->fd, u->buf + u->len, sizeof u->buf - u->len, 0);
         if (n > 0) {
-            u->len += (size_t)n;
-            if (u->len > READ_CAP) {
-                user_finish(lp, u, K_TOO_LONG, 0);
+            if (!user_took(lp, u, (size_t)n))
                 return;
-            }
             continue;
         }
         if (n == 0) {
@@ -399,11 +407,8 @@ static void tls_read(struct loop *lp, struct user *u)
         int n = SSL_read(u->ssl, u->buf + u->len, (int)(sizeof u->buf - u->len));
         int saved_errno = errno;
         if (n > 0) {
-            u->len += (size_t)n;
-            if (u->len > READ_CAP) {
-                user_finish(lp, u, K_TOO_LONG, 0);
+            if (!user_took(lp, u, (size_t)n))
                 return;
-            }
             continue;
         }
         int code = SSL_get_error(u->ssl, n);

@@ -118,6 +118,20 @@ class Stack:
         cmd += list(args)
         return run(cmd, timeout=timeout, check=check, env=self.env)
 
+    def up_until_clients_exit(self) -> float:
+        """`up -d` (images already built), then wait until every client has exited; the
+        seconds it took."""
+        t0 = time.monotonic()
+        self.compose("up", "-d", "--no-build", timeout=UP_TIMEOUT)
+        end = t0 + UP_TIMEOUT
+        while True:
+            states = {c: self.inspect(c)["State"] for c in CLIENTS}
+            if all(s["Status"] == "exited" for s in states.values()):
+                return time.monotonic() - t0
+            if time.monotonic() > end:
+                raise AssertionError(f"clients not done within {UP_TIMEOUT}s: {states}")
+            time.sleep(0.25)
+
     def container(self, service: str) -> str:
         """The id of the service's container, running or not."""
         ids = self.compose("ps", "-a", "-q", service).stdout.split()

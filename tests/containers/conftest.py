@@ -30,7 +30,6 @@ import pytest
 from composelib import (
     BUILD_TIMEOUT,
     CI_DOCKER,
-    CLIENTS,
     IMAGE_PREFIX,
     IMAGE_TAG,
     IMAGES,
@@ -41,7 +40,6 @@ from composelib import (
     REPORT,
     SIZE_LIMIT_MB,
     TEST_TIMEOUT,
-    UP_TIMEOUT,
     Stack,
     clean_env,
     docker_inspect,
@@ -175,17 +173,7 @@ def stack(
     """The whole system up; the six clients have finished when this returns."""
     st = stack_files
     try:
-        t0 = time.monotonic()
-        st.compose("up", "-d", "--no-build", timeout=UP_TIMEOUT)
-        end = t0 + UP_TIMEOUT
-        while True:
-            states = {c: st.inspect(c)["State"] for c in CLIENTS}
-            if all(s["Status"] == "exited" for s in states.values()):
-                break
-            if time.monotonic() > end:
-                raise AssertionError(f"clients not done within {UP_TIMEOUT}s: {states}")
-            time.sleep(0.25)
-        MEASURE["up_to_clients_done_s"] = time.monotonic() - t0
+        MEASURE["up_to_clients_done_s"] = st.up_until_clients_exit()
         yield st
     except BaseException:
         print(st.compose("ps", "-a", check=False).stdout)

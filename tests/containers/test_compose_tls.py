@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from composelib import (
-    CLIENTS,
     COMPOSE_TLS_FILE,
     PROJECT_PREFIX,
     PROTOCOL,
     SERVERS,
-    UP_TIMEOUT,
     Stack,
     parse_reply,
     run,
@@ -39,14 +36,7 @@ def tls_stack(stack_files: Stack, images: dict[str, dict[str, Any]],
     st = dataclasses.replace(stack_files, project=f"{PROJECT_PREFIX}tls-{uuid.uuid4().hex[:8]}",
                              env_file=env_file, extra_files=(COMPOSE_TLS_FILE,))
     try:
-        st.compose("up", "-d", "--no-build", timeout=UP_TIMEOUT)
-        end = time.monotonic() + UP_TIMEOUT
-        while True:
-            states = {c: st.inspect(c)["State"] for c in CLIENTS}
-            if all(s["Status"] == "exited" for s in states.values()):
-                break
-            assert time.monotonic() < end, f"clients not done within {UP_TIMEOUT}s: {states}"
-            time.sleep(0.25)
+        st.up_until_clients_exit()
         yield st
     except BaseException:
         print(st.compose("ps", "-a", check=False).stdout)
