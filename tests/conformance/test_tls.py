@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from testhelpers import reply_pattern, unique_row
+from testhelpers import reply_pattern, unique_row, wait_until
 
 from pointsmesh import tlsclient
 from pointsmesh.procs import ServerProc, exchange
@@ -44,13 +44,6 @@ def counted(server: ServerProc, result: str, at_least: int = 1, timeout: float =
         if value >= at_least or time.monotonic() > deadline:
             return value
         time.sleep(0.05)
-
-
-def settle_fds(server: ServerProc, baseline: int, timeout: float = 8.0) -> int:
-    deadline = time.monotonic() + timeout
-    while server.fd_count() > baseline and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return server.fd_count()
 
 
 def test_reply_over_tls_is_the_plaintext_reply(make_server, protocol, kind, pki):
@@ -101,7 +94,7 @@ def test_client_refuses_a_server_it_cannot_verify(make_server, kind, pki, case):
     assert expected in str(info.value)
     # The client's alert tells the server why: a certificate problem.
     assert counted(server, "certificate") == 1
-    assert settle_fds(server, baseline) <= baseline
+    assert wait_until(lambda: server.fd_count() <= baseline, 8.0), server.fd_count()
 
 
 def test_plaintext_client_on_the_tls_port_gets_nothing_and_is_counted(make_server, kind,
@@ -111,7 +104,7 @@ def test_plaintext_client_on_the_tls_port_gets_nothing_and_is_counted(make_serve
     reply = exchange(server.port, tls=None, timeout=5)
     assert reply == b""  # never a plaintext answer on a TLS port
     assert counted(server, "not-tls") == 1
-    assert settle_fds(server, baseline) <= baseline
+    assert wait_until(lambda: server.fd_count() <= baseline, 8.0), server.fd_count()
 
 
 def test_tls_client_on_a_plaintext_port_fails_clearly(make_server, kind, pki):
@@ -152,7 +145,7 @@ def test_handshake_never_started_or_cut_short(make_server, kind, pki):
     # Connect and close before any byte: closed too.
     socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
     assert counted(server, "closed", 2) == 2
-    assert settle_fds(server, baseline) <= baseline
+    assert wait_until(lambda: server.fd_count() <= baseline, 8.0), server.fd_count()
     # And the server still answers.
     assert server.request().startswith(b"User: ")
 
@@ -178,7 +171,7 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(make_server, proto
                 raise ConnectionResetError("closed without a reply")
         assert counted(server, "certificate") == 1
         assert server.metrics()[RESULT % "ok"] == 0
-    assert settle_fds(server, baseline) <= baseline
+    assert wait_until(lambda: server.fd_count() <= baseline, 8.0), server.fd_count()
 
 
 def test_certificate_is_reloaded_when_its_files_change_under_load(
