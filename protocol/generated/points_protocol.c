@@ -139,6 +139,22 @@ const struct pts_setting_kind pts_setting_kinds[PTS_KINDS_COUNT] = {
         .aliases = NULL,
         .expect = "a whole number 1-10000000",
     },
+    [PTS_KIND_COUNT0] = {
+        .name = "count0",
+        .type = PTS_KT_INT,
+        .min = 0.0,
+        .max = 10000000.0,
+        .min_exclusive = 0,
+        .min_bytes = 0,
+        .max_bytes = 0,
+        .no_space = 0,
+        .no_comma = 0,
+        .brackets = 0,
+        .secret = 0,
+        .choices = NULL,
+        .aliases = NULL,
+        .expect = "a whole number 0-10000000 (0 disables)",
+    },
     [PTS_KIND_DURATION] = {
         .name = "duration",
         .type = PTS_KT_SECONDS,
@@ -432,10 +448,18 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
     },
     [PTS_SET_MAX_CONNECTIONS] = {
         "MAX_CONNECTIONS", "--max-connections", "4096",
-        "open client connections at most; more get ERROR server-busy",
+        "open client connections at most (fewer when the descriptor limit is lower); when full, a new one takes the place of the oldest without a request",
         PTS_KIND_COUNT,
         offsetof(struct pts_server_config, max_connections),
         sizeof(((struct pts_server_config *)0)->max_connections),
+        { -1, -1, },
+    },
+    [PTS_SET_MAX_CONNECTIONS_PER_SOURCE] = {
+        "MAX_CONNECTIONS_PER_SOURCE", "--max-connections-per-source", "512",
+        "open client connections per source address at most (0: no limit); more get ERROR server-busy",
+        PTS_KIND_COUNT0,
+        offsetof(struct pts_server_config, max_connections_per_source),
+        sizeof(((struct pts_server_config *)0)->max_connections_per_source),
         { -1, -1, },
     },
     [PTS_SET_LISTEN_BACKLOG] = {
@@ -589,6 +613,10 @@ const struct pts_setting pts_client_settings[PTS_CSET_COUNT] = {
 
 static const char *const points_connections_total_labels[] = {NULL};
 static const char *const points_connections_active_labels[] = {NULL};
+static const char *const points_connections_shed_total_labels[] = {"state", NULL};
+static const char *const points_connections_shed_total_series[] = {"linger", "reading", NULL};
+static const char *const points_connections_refused_total_labels[] = {"reason", NULL};
+static const char *const points_connections_refused_total_series[] = {"per-source", "full", NULL};
 static const char *const points_requests_total_labels[] = {NULL};
 static const char *const points_errors_total_labels[] = {"code", NULL};
 static const char *const points_errors_total_series[] = {"unknown-command", "line-too-long", "idle-timeout", "db-unavailable", "row-missing", "server-busy", "shutting-down", NULL};
@@ -626,6 +654,26 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .slot = 1,
         .nseries = 1,
     },
+    [PTS_M_CONNECTIONS_SHED_TOTAL] = {
+        .name = "points_connections_shed_total",
+        .type = "counter",
+        .help = "Connections closed early to make room for a new one while the table was full, by state: linger (answered; its linger cut short), reading (no complete request yet; told server-busy when it can be).",
+        .shape = PTS_MS_VALUE,
+        .labels = points_connections_shed_total_labels,
+        .series = points_connections_shed_total_series,
+        .slot = 2,
+        .nseries = 2,
+    },
+    [PTS_M_CONNECTIONS_REFUSED_TOTAL] = {
+        .name = "points_connections_refused_total",
+        .type = "counter",
+        .help = "New connections refused with ERROR server-busy, by reason: per-source (its address held MAX_CONNECTIONS_PER_SOURCE), full (the table held only connections with a request in progress).",
+        .shape = PTS_MS_VALUE,
+        .labels = points_connections_refused_total_labels,
+        .series = points_connections_refused_total_series,
+        .slot = 4,
+        .nseries = 2,
+    },
     [PTS_M_REQUESTS_TOTAL] = {
         .name = "points_requests_total",
         .type = "counter",
@@ -633,7 +681,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_requests_total_labels,
         .series = NULL,
-        .slot = 2,
+        .slot = 6,
         .nseries = 1,
     },
     [PTS_M_ERRORS_TOTAL] = {
@@ -643,7 +691,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_errors_total_labels,
         .series = points_errors_total_series,
-        .slot = 3,
+        .slot = 7,
         .nseries = 7,
     },
     [PTS_M_REQUEST_DURATION_SECONDS] = {
@@ -663,7 +711,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_tls_handshakes_total_labels,
         .series = points_tls_handshakes_total_series,
-        .slot = 10,
+        .slot = 14,
         .nseries = 6,
     },
     [PTS_M_TLS_RELOADS_TOTAL] = {
@@ -673,7 +721,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_tls_reloads_total_labels,
         .series = points_tls_reloads_total_series,
-        .slot = 16,
+        .slot = 20,
         .nseries = 2,
     },
     [PTS_M_DB_READS_TOTAL] = {
@@ -683,7 +731,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_db_reads_total_labels,
         .series = NULL,
-        .slot = 18,
+        .slot = 22,
         .nseries = 1,
     },
     [PTS_M_DB_ERRORS_TOTAL] = {
@@ -693,7 +741,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_db_errors_total_labels,
         .series = points_db_errors_total_series,
-        .slot = 19,
+        .slot = 23,
         .nseries = 4,
     },
     [PTS_M_DB_UP] = {
@@ -703,7 +751,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_db_up_labels,
         .series = NULL,
-        .slot = 23,
+        .slot = 27,
         .nseries = 1,
     },
     [PTS_M_UPDATES_TOTAL] = {
@@ -713,7 +761,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_updates_total_labels,
         .series = NULL,
-        .slot = 24,
+        .slot = 28,
         .nseries = 1,
     },
     [PTS_M_UPDATE_LOCK_HELD] = {
@@ -723,7 +771,7 @@ const struct pts_metric pts_metrics[PTS_M_COUNT] = {
         .shape = PTS_MS_VALUE,
         .labels = points_update_lock_held_labels,
         .series = NULL,
-        .slot = 25,
+        .slot = 29,
         .nseries = 1,
     },
     [PTS_M_BUILD_INFO] = {
@@ -772,6 +820,9 @@ static const char *const ev_request_fields[] = {"peer", "outcome", "duration_ms"
 static const char *const ev_tls_loaded_fields[] = {"cert_file", "client_ca", NULL};
 static const char *const ev_tls_reload_failed_fields[] = {"cert_file", "error", NULL};
 static const char *const ev_tls_handshake_failed_fields[] = {"peer", "reason", "error", NULL};
+static const char *const ev_connections_limited_fields[] = {"max_connections", "limit", "nofile", NULL};
+static const char *const ev_overload_started_fields[] = {"reason", "source", "table", "limit", NULL};
+static const char *const ev_overload_ended_fields[] = {"lasted", "shed", "refused", NULL};
 static const char *const ev_shutdown_started_fields[] = {"signal", "in_flight", NULL};
 static const char *const ev_stopped_fields[] = {"served", NULL};
 static const char *const ev_config_error_fields[] = {"error", NULL};
@@ -791,6 +842,9 @@ const struct pts_log_event pts_log_events[PTS_EV_COUNT] = {
     {"tls_loaded", "info", 2, ev_tls_loaded_fields},
     {"tls_reload_failed", "warn", 2, ev_tls_reload_failed_fields},
     {"tls_handshake_failed", "debug", 3, ev_tls_handshake_failed_fields},
+    {"connections_limited", "warn", 3, ev_connections_limited_fields},
+    {"overload_started", "warn", 4, ev_overload_started_fields},
+    {"overload_ended", "info", 3, ev_overload_ended_fields},
     {"shutdown_started", "info", 2, ev_shutdown_started_fields},
     {"stopped", "info", 1, ev_stopped_fields},
     {"config_error", "error", 1, ev_config_error_fields},

@@ -36,6 +36,10 @@ extern const struct pts_tls_failure pts_tls_failure_results[];
 #define PTS_CONN_ACCEPT_PAUSE_SECONDS 0.1
 #define PTS_CONN_TLS_RELOAD_CHECK_SECONDS 1.0
 #define PTS_CONN_BUSY_EXTRA 64
+#define PTS_CONN_DESCRIPTORS_RESERVED 160
+#define PTS_CONN_SHED_SCAN 64
+#define PTS_CONN_OVERLOAD_QUIET_SECONDS 1.0
+#define PTS_CONN_HEALTH_MAX_CONNECTIONS 32
 #define PTS_CONN_SHUTDOWN_LINGER_SECONDS 0.5
 
 /* Error replies: pts_error_line[e] is the whole line, newline included. */
@@ -72,6 +76,7 @@ enum pts_setting_kind_id {
     PTS_KIND_PORT,
     PTS_KIND_PORT0,
     PTS_KIND_COUNT,
+    PTS_KIND_COUNT0,
     PTS_KIND_DURATION,
     PTS_KIND_DURATION0,
     PTS_KIND_ROW,
@@ -125,6 +130,7 @@ struct pts_server_config {
     double idle_timeout;
     double request_grace;
     long max_connections;
+    long max_connections_per_source;
     long listen_backlog;
     double shutdown_timeout;
     double max_staleness;
@@ -154,6 +160,7 @@ enum pts_server_setting {
     PTS_SET_IDLE_TIMEOUT,
     PTS_SET_REQUEST_GRACE,
     PTS_SET_MAX_CONNECTIONS,
+    PTS_SET_MAX_CONNECTIONS_PER_SOURCE,
     PTS_SET_LISTEN_BACKLOG,
     PTS_SET_SHUTDOWN_TIMEOUT,
     PTS_SET_MAX_STALENESS,
@@ -223,6 +230,8 @@ struct pts_metric {
 enum pts_metric_id {
     PTS_M_CONNECTIONS_TOTAL,
     PTS_M_CONNECTIONS_ACTIVE,
+    PTS_M_CONNECTIONS_SHED_TOTAL,
+    PTS_M_CONNECTIONS_REFUSED_TOTAL,
     PTS_M_REQUESTS_TOTAL,
     PTS_M_ERRORS_TOTAL,
     PTS_M_REQUEST_DURATION_SECONDS,
@@ -241,16 +250,18 @@ extern const struct pts_metric pts_metrics[PTS_M_COUNT];
 enum pts_metric_slot {
     PTS_S_CONNECTIONS_TOTAL = 0,
     PTS_S_CONNECTIONS_ACTIVE = 1,
-    PTS_S_REQUESTS_TOTAL = 2,
-    PTS_S_ERRORS_TOTAL = 3,
-    PTS_S_TLS_HANDSHAKES_TOTAL = 10,
-    PTS_S_TLS_RELOADS_TOTAL = 16,
-    PTS_S_DB_READS_TOTAL = 18,
-    PTS_S_DB_ERRORS_TOTAL = 19,
-    PTS_S_DB_UP = 23,
-    PTS_S_UPDATES_TOTAL = 24,
-    PTS_S_UPDATE_LOCK_HELD = 25,
-    PTS_SLOTS_COUNT = 26
+    PTS_S_CONNECTIONS_SHED_TOTAL = 2,
+    PTS_S_CONNECTIONS_REFUSED_TOTAL = 4,
+    PTS_S_REQUESTS_TOTAL = 6,
+    PTS_S_ERRORS_TOTAL = 7,
+    PTS_S_TLS_HANDSHAKES_TOTAL = 14,
+    PTS_S_TLS_RELOADS_TOTAL = 20,
+    PTS_S_DB_READS_TOTAL = 22,
+    PTS_S_DB_ERRORS_TOTAL = 23,
+    PTS_S_DB_UP = 27,
+    PTS_S_UPDATES_TOTAL = 28,
+    PTS_S_UPDATE_LOCK_HELD = 29,
+    PTS_SLOTS_COUNT = 30
 };
 
 /* Values of the op label of points_db_errors_total. */
@@ -299,6 +310,9 @@ enum pts_log_event_id {
     PTS_EV_TLS_LOADED,
     PTS_EV_TLS_RELOAD_FAILED,
     PTS_EV_TLS_HANDSHAKE_FAILED,
+    PTS_EV_CONNECTIONS_LIMITED,
+    PTS_EV_OVERLOAD_STARTED,
+    PTS_EV_OVERLOAD_ENDED,
     PTS_EV_SHUTDOWN_STARTED,
     PTS_EV_STOPPED,
     PTS_EV_CONFIG_ERROR,

@@ -79,6 +79,24 @@ static inline void log_tls_handshake_failed(struct logger *lg, const char *peer,
     log_event(lg, PTS_EV_TLS_HANDSHAKE_FAILED, v, 3);
 }
 
+static inline void log_connections_limited(struct logger *lg, long long max_connections, long long limit, long long nofile)
+{
+    const struct log_val v[] = {LV_I(max_connections), LV_I(limit), LV_I(nofile)};
+    log_event(lg, PTS_EV_CONNECTIONS_LIMITED, v, 3);
+}
+
+static inline void log_overload_started(struct logger *lg, const char *reason, const char *source, long long table, long long limit)
+{
+    const struct log_val v[] = {LV_S(reason), LV_S(source), LV_I(table), LV_I(limit)};
+    log_event(lg, PTS_EV_OVERLOAD_STARTED, v, 4);
+}
+
+static inline void log_overload_ended(struct logger *lg, double lasted, long long shed, long long refused)
+{
+    const struct log_val v[] = {LV_D(lasted), LV_I(shed), LV_I(refused)};
+    log_event(lg, PTS_EV_OVERLOAD_ENDED, v, 3);
+}
+
 static inline void log_shutdown_started(struct logger *lg, const char *signal, long long in_flight)
 {
     const struct log_val v[] = {LV_S(signal), LV_I(in_flight)};

@@ -61,6 +61,18 @@ def tls_handshake_failed(log: Logger, *, peer: str, reason: str, error: str) -> 
     log.log("tls_handshake_failed", peer=peer, reason=reason, error=error)
 
 
+def connections_limited(log: Logger, *, max_connections: int, limit: int, nofile: int) -> None:
+    log.log("connections_limited", max_connections=max_connections, limit=limit, nofile=nofile)
+
+
+def overload_started(log: Logger, *, reason: str, source: str, table: int, limit: int) -> None:
+    log.log("overload_started", reason=reason, source=source, table=table, limit=limit)
+
+
+def overload_ended(log: Logger, *, lasted: float, shed: int, refused: int) -> None:
+    log.log("overload_ended", lasted=lasted, shed=shed, refused=refused)
+
+
 def shutdown_started(log: Logger, *, signal: str, in_flight: int) -> None:
     log.log("shutdown_started", signal=signal, in_flight=in_flight)
 

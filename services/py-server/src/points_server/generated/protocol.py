@@ -33,6 +33,10 @@ CONN_ACCEPT_BATCH: Final = 256
 CONN_ACCEPT_PAUSE_SECONDS: Final = 0.1
 CONN_TLS_RELOAD_CHECK_SECONDS: Final = 1.0
 CONN_BUSY_EXTRA: Final = 64
+CONN_DESCRIPTORS_RESERVED: Final = 160
+CONN_SHED_SCAN: Final = 64
+CONN_OVERLOAD_QUIET_SECONDS: Final = 1.0
+CONN_HEALTH_MAX_CONNECTIONS: Final = 32
 CONN_SHUTDOWN_LINGER_SECONDS: Final = 0.5
 # A reply line without its newline (fullmatch), fields as named groups.
 REPLY_RE: Final = re.compile(b'User:\\ (?P<user>[^\\x00\x01-\x1f\x7f,]{1,50}),\\ Points:\\ (?P<points>-?[0-9]{1,20}),\\ Last\\ Update:\\ (?P<last_update>[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})')
@@ -103,6 +107,7 @@ SETTING_KINDS: Final[dict[str, SettingKind]] = {
     "port": SettingKind("port", "int", 1.0, 65535.0, False, 0, 0, False, False, False, False, (), {}, "a port number 1-65535"),
     "port0": SettingKind("port0", "int", 0.0, 65535.0, False, 0, 0, False, False, False, False, (), {}, "a port number 0-65535 (0 disables)"),
     "count": SettingKind("count", "int", 1.0, 10000000.0, False, 0, 0, False, False, False, False, (), {}, "a whole number 1-10000000"),
+    "count0": SettingKind("count0", "int", 0.0, 10000000.0, False, 0, 0, False, False, False, False, (), {}, "a whole number 0-10000000 (0 disables)"),
     "duration": SettingKind("duration", "seconds", 0.0, 31536000.0, True, 0, 0, False, False, False, False, (), {}, "a number of seconds > 0 (at most a year)"),
     "duration0": SettingKind("duration0", "seconds", 0.0, 31536000.0, False, 0, 0, False, False, False, False, (), {}, "a number of seconds >= 0 (at most a year)"),
     "row": SettingKind("row", "text", 0.0, 0.0, False, 1, 50, True, True, False, False, (), {}, "a row name of 1-50 bytes without spaces or commas"),
@@ -152,6 +157,7 @@ class ServerConfig:
     idle_timeout: float
     request_grace: float
     max_connections: int
+    max_connections_per_source: int
     listen_backlog: int
     shutdown_timeout: float
     max_staleness: float
@@ -181,7 +187,8 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("LOCK_NAME", "--lock-name", "", SETTING_KINDS["lock"], "MySQL named lock that elects the one updating replica (default points:<SERVER_USER>)"),
     Setting("IDLE_TIMEOUT", "--idle-timeout", "10", SETTING_KINDS["duration"], "seconds a client may take to send its request"),
     Setting("REQUEST_GRACE", "--request-grace", "0.05", SETTING_KINDS["duration"], "seconds to wait for a terminator after a complete command before answering it anyway"),
-    Setting("MAX_CONNECTIONS", "--max-connections", "4096", SETTING_KINDS["count"], "open client connections at most; more get ERROR server-busy"),
+    Setting("MAX_CONNECTIONS", "--max-connections", "4096", SETTING_KINDS["count"], "open client connections at most (fewer when the descriptor limit is lower); when full, a new one takes the place of the oldest without a request"),
+    Setting("MAX_CONNECTIONS_PER_SOURCE", "--max-connections-per-source", "512", SETTING_KINDS["count0"], "open client connections per source address at most (0: no limit); more get ERROR server-busy"),
     Setting("LISTEN_BACKLOG", "--listen-backlog", "4096", SETTING_KINDS["count"], "listen queue length (capped by net.core.somaxconn)"),
     Setting("SHUTDOWN_TIMEOUT", "--shutdown-timeout", "10", SETTING_KINDS["duration"], "seconds in-flight requests get to finish after SIGTERM"),
     Setting("MAX_STALENESS", "--max-staleness", "0", SETTING_KINDS["duration0"], "seconds a database read may be reused for later requests (0: every reply comes from a read started after its request arrived)"),
@@ -249,31 +256,35 @@ class MetricSpec(NamedTuple):
 METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec("points_connections_total", "counter", "TCP connections accepted.", (), "value", ("",), 0),
     MetricSpec("points_connections_active", "gauge", "TCP connections open now.", (), "value", ("",), 1),
-    MetricSpec("points_requests_total", "counter", "Replies sent, errors included.", (), "value", ("",), 2),
-    MetricSpec("points_errors_total", "counter", "Error replies sent, by code.", ("code",), "value", ("unknown-command", "line-too-long", "idle-timeout", "db-unavailable", "row-missing", "server-busy", "shutting-down"), 3),
+    MetricSpec("points_connections_shed_total", "counter", "Connections closed early to make room for a new one while the table was full, by state: linger (answered; its linger cut short), reading (no complete request yet; told server-busy when it can be).", ("state",), "value", ("linger", "reading"), 2),
+    MetricSpec("points_connections_refused_total", "counter", "New connections refused with ERROR server-busy, by reason: per-source (its address held MAX_CONNECTIONS_PER_SOURCE), full (the table held only connections with a request in progress).", ("reason",), "value", ("per-source", "full"), 4),
+    MetricSpec("points_requests_total", "counter", "Replies sent, errors included.", (), "value", ("",), 6),
+    MetricSpec("points_errors_total", "counter", "Error replies sent, by code.", ("code",), "value", ("unknown-command", "line-too-long", "idle-timeout", "db-unavailable", "row-missing", "server-busy", "shutting-down"), 7),
     MetricSpec("points_request_duration_seconds", "histogram", "Seconds from a complete request to its reply being written (0 for errors before a complete request).", (), "histogram", (), -1),
-    MetricSpec("points_tls_handshakes_total", "counter", "TLS handshakes on the protocol port, by result: ok, or why one failed (not-tls: plaintext or another protocol; certificate: a client certificate missing or not verified; closed: the peer closed or reset first; timeout: unfinished after IDLE_TIMEOUT; protocol: any other TLS error).", ("result",), "value", ("ok", "not-tls", "certificate", "closed", "timeout", "protocol"), 10),
-    MetricSpec("points_tls_reloads_total", "counter", "Times the certificate files changed and were read again, by result (failed: the previous certificate stays in use).", ("result",), "value", ("ok", "failed"), 16),
-    MetricSpec("points_db_reads_total", "counter", "SELECTs of the row (as the database counts them); one may answer many waiting requests.", (), "value", ("",), 18),
-    MetricSpec("points_db_errors_total", "counter", "Failed database operations, by operation.", ("op",), "value", ("connect", "read", "update", "lock"), 19),
-    MetricSpec("points_db_up", "gauge", "1 while the request path holds a working database connection.", (), "value", ("",), 23),
-    MetricSpec("points_updates_total", "counter", "Increments of the row committed by this process.", (), "value", ("",), 24),
-    MetricSpec("points_update_lock_held", "gauge", "1 while this process holds the updater lock.", (), "value", ("",), 25),
+    MetricSpec("points_tls_handshakes_total", "counter", "TLS handshakes on the protocol port, by result: ok, or why one failed (not-tls: plaintext or another protocol; certificate: a client certificate missing or not verified; closed: the peer closed or reset first; timeout: unfinished after IDLE_TIMEOUT; protocol: any other TLS error).", ("result",), "value", ("ok", "not-tls", "certificate", "closed", "timeout", "protocol"), 14),
+    MetricSpec("points_tls_reloads_total", "counter", "Times the certificate files changed and were read again, by result (failed: the previous certificate stays in use).", ("result",), "value", ("ok", "failed"), 20),
+    MetricSpec("points_db_reads_total", "counter", "SELECTs of the row (as the database counts them); one may answer many waiting requests.", (), "value", ("",), 22),
+    MetricSpec("points_db_errors_total", "counter", "Failed database operations, by operation.", ("op",), "value", ("connect", "read", "update", "lock"), 23),
+    MetricSpec("points_db_up", "gauge", "1 while the request path holds a working database connection.", (), "value", ("",), 27),
+    MetricSpec("points_updates_total", "counter", "Increments of the row committed by this process.", (), "value", ("",), 28),
+    MetricSpec("points_update_lock_held", "gauge", "1 while this process holds the updater lock.", (), "value", ("",), 29),
     MetricSpec("points_build_info", "gauge", "Always 1; labels name the implementation.", ("language", "version"), "info", (), -1),
 )
 # The first value slot of each counter and gauge; a labelled one's series i is SLOT_X + i.
 SLOT_CONNECTIONS_TOTAL: Final = 0
 SLOT_CONNECTIONS_ACTIVE: Final = 1
-SLOT_REQUESTS_TOTAL: Final = 2
-SLOT_ERRORS_TOTAL: Final = 3
-SLOT_TLS_HANDSHAKES_TOTAL: Final = 10
-SLOT_TLS_RELOADS_TOTAL: Final = 16
-SLOT_DB_READS_TOTAL: Final = 18
-SLOT_DB_ERRORS_TOTAL: Final = 19
-SLOT_DB_UP: Final = 23
-SLOT_UPDATES_TOTAL: Final = 24
-SLOT_UPDATE_LOCK_HELD: Final = 25
-SLOTS_COUNT: Final = 26
+SLOT_CONNECTIONS_SHED_TOTAL: Final = 2
+SLOT_CONNECTIONS_REFUSED_TOTAL: Final = 4
+SLOT_REQUESTS_TOTAL: Final = 6
+SLOT_ERRORS_TOTAL: Final = 7
+SLOT_TLS_HANDSHAKES_TOTAL: Final = 14
+SLOT_TLS_RELOADS_TOTAL: Final = 20
+SLOT_DB_READS_TOTAL: Final = 22
+SLOT_DB_ERRORS_TOTAL: Final = 23
+SLOT_DB_UP: Final = 27
+SLOT_UPDATES_TOTAL: Final = 28
+SLOT_UPDATE_LOCK_HELD: Final = 29
+SLOTS_COUNT: Final = 30
 DURATION_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Values of the op label of points_db_errors_total.
 DB_OPS: Final = ("connect", "read", "update", "lock")
@@ -296,6 +307,9 @@ LOG_EVENTS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     "tls_loaded": ("info", ("cert_file", "client_ca")),
     "tls_reload_failed": ("warn", ("cert_file", "error")),
     "tls_handshake_failed": ("debug", ("peer", "reason", "error")),
+    "connections_limited": ("warn", ("max_connections", "limit", "nofile")),
+    "overload_started": ("warn", ("reason", "source", "table", "limit")),
+    "overload_ended": ("info", ("lasted", "shed", "refused")),
     "shutdown_started": ("info", ("signal", "in_flight")),
     "stopped": ("info", ("served",)),
     "config_error": ("error", ("error",)),
