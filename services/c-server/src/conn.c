@@ -61,7 +61,7 @@ struct conn *conn_alloc(struct conn_pool *p)
     c->out = NULL;
     c->out_len = c->out_off = 0;
     c->ssl = NULL;
-    c->handshaken = c->deferred = c->peer_done = 0;
+    c->handshaken = c->deferred = c->peer_done = c->in_table = 0;
     return c;
 }
 
@@ -262,6 +262,11 @@ void conn_refuse(struct server *s, struct conn *c, enum pts_error e)
     }
     if (send(c->fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
         metrics_reply(s->m, (int)e, 0);
+    /* Unread input would turn the close into a reset; what is still on its way may yet. */
+    for (int i = 0; i < 4; i++) {
+        if (recv(c->fd, s->scratch, sizeof s->scratch, MSG_DONTWAIT) <= 0)
+            break;
+    }
     conn_close(s, c);
 }
 

@@ -64,6 +64,8 @@ struct conn {
     unsigned char deferred;   /* TLS: server-busy, answered once the handshake has finished
                                * (in the linger list meanwhile, which bounds the wait) */
     unsigned char peer_done;  /* TLS: the peer's close_notify came: close once the reply is out */
+    unsigned char in_table;   /* counted in the connection table and its source's count
+                               * (server.c; not a server-busy one on its way out) */
     char buf[REQUEST_BUF_CAP];
 };
 
@@ -128,8 +130,10 @@ void conn_send(struct server *s, struct conn *c, const char *data, size_t len, i
 void conn_error(struct server *s, struct conn *c, enum pts_error e);
 /* Over TLS before the handshake has finished, conn_send, conn_error and conn_refuse close the
  * connection without a word (there is no way to say anything yet). */
-/* Without buffers, timers or linger (a server-busy beyond the busy margin): one non-blocking
- * send of e's error line, counted when any of it went out, then close. */
+/* Without buffers, timers or linger (a server-busy beyond the busy margin, or a connection
+ * shed to make room): one non-blocking send of e's error line, counted when any of it went
+ * out, then the input already received is discarded (so that the close is a FIN, not a reset
+ * that could destroy the line) and the connection closed. */
 void conn_refuse(struct server *s, struct conn *c, enum pts_error e);
 
 /* WRITING: send what is left. On EAGAIN keep the rest in c's own buffer and wait for EPOLLOUT

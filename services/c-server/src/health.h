@@ -12,8 +12,9 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "points_protocol.h"
 
-#define HTTP_MAX_CONNS 32
+#define HTTP_MAX_CONNS PTS_CONN_HEALTH_MAX_CONNECTIONS /* protocol.toml [connection] */
 #define HTTP_REQ_MAX 4096
 
 struct http_conn {

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -33,16 +32,6 @@ struct app {
     struct server srv;
     struct tls tls; /* when TLS_CERT_FILE is set */
 };
-
-/* Allow MAX_CONNECTIONS descriptors where the hard limit permits. */
-static void raise_nofile_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl); /* best effort */
-    }
-}
 
 static void fatal(struct app *a, const char *err)
 {
@@ -91,7 +80,7 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
-    raise_nofile_limit();
+    /* (The descriptor limit is raised for the connection table by server_init.) */
 
     logger_init(&a->log, STDOUT_FILENO, a->cfg.log_level, a->cfg.server_user);
     static const struct metrics_info info[] = {

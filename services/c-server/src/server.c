@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -21,6 +22,14 @@
 #define ACCEPT_BATCH PTS_CONN_ACCEPT_BATCH
 #define BUSY_EXTRA PTS_CONN_BUSY_EXTRA
 #define TLS_CHECK_NS ((int64_t)(PTS_CONN_TLS_RELOAD_CHECK_SECONDS * NS_PER_SEC))
+#define OVERLOAD_QUIET_NS ((int64_t)(PTS_CONN_OVERLOAD_QUIET_SECONDS * NS_PER_SEC))
+#define SHED_SCAN PTS_CONN_SHED_SCAN
+#define DESCRIPTORS_RESERVED PTS_CONN_DESCRIPTORS_RESERVED
+
+/* Values of the labels of points_connections_shed_total and _refused_total (protocol.toml). */
+enum { SHED_LINGER, SHED_READING };
+enum { REFUSED_PER_SOURCE, REFUSED_FULL };
+static const char *const refused_reason[] = {"per-source", "full"};
 
 static void resume_accept(struct server *s);
 static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events);
@@ -31,6 +40,12 @@ static void release_list(struct server *s, struct dlist *l);
 void server_conn_closed(struct server *s, struct conn *c)
 {
     s->nconns--;
+    if (c->in_table) {
+        c->in_table = 0;
+        s->ntable--;
+        if (s->cfg->max_connections_per_source > 0)
+            sources_remove(&s->sources, &c->peer.sa);
+    }
     metrics_add(s->m, PTS_S_CONNECTIONS_ACTIVE, -1);
     dlist_push_back(&s->dead, &c->link);
     if (s->accept_paused)
@@ -166,6 +181,124 @@ static void on_read_done(struct ae_loop *ae, struct ae_file *f, uint32_t events)
     start_read(s);
 }
 
+/* ---- fairness (design.md section 10) ------------------------------------------------- */
+
+/* A connection was shed or refused: overload starts (logged once) or goes on. */
+static void overload_note(struct server *s, int shed, int reason, const struct conn *c,
+                          int64_t now)
+{
+    if (shed)
+        s->overload_shed++;
+    else
+        s->overload_refused++;
+    s->overload_last = now;
+    if (s->overloaded)
+        return;
+    s->overloaded = 1;
+    s->overload_since = now;
+    char peer[64];
+    net_format_peer(&c->peer.sa, peer, sizeof peer);
+    char *port = strrchr(peer, ':'); /* the address alone: the source */
+    if (port)
+        *port = '\0';
+    log_overload_started(s->log, refused_reason[reason], peer, (long long)s->ntable,
+                         (long long)s->table_max);
+}
+
+/* No connection shed or refused for OVERLOAD_QUIET_NS: overload is over. */
+static void overload_check(struct server *s, int64_t now)
+{
+    if (!s->overloaded || now < s->overload_last + OVERLOAD_QUIET_NS)
+        return;
+    log_overload_ended(s->log, (double)(s->overload_last - s->overload_since) / NS_PER_SEC,
+                       (long long)s->overload_shed, (long long)s->overload_refused);
+    s->overloaded = 0;
+    s->overload_shed = s->overload_refused = 0;
+}
+
+/* The table is full: close the oldest connection that is done (lingering after its reply),
+ * or else the oldest without a complete request (told server-busy when it can be), looking at
+ * SHED_SCAN list entries at most of each list. 1 when one was shed. */
+static int shed_one(struct server *s, const struct conn *newcomer, int64_t now)
+{
+    int n = 0;
+    for (struct dlist *p = s->linger.next; p != &s->linger && n < SHED_SCAN; p = p->next, n++) {
+        struct conn *v = link_conn(p);
+        if (v->in_table && v->state == PTS_CONN_LINGER) {
+            metrics_add(s->m, PTS_S_CONNECTIONS_SHED_TOTAL + SHED_LINGER, 1);
+            overload_note(s, 1, REFUSED_FULL, newcomer, now);
+            conn_close(s, v);
+            return 1;
+        }
+    }
+    n = 0;
+    for (struct dlist *p = s->idle.next; p != &s->idle && n < SHED_SCAN; p = p->next, n++) {
+        struct conn *v = link_conn(p);
+        if (dlist_empty(&v->glink)) { /* (in the grace list: a request without terminator) */
+            metrics_add(s->m, PTS_S_CONNECTIONS_SHED_TOTAL + SHED_READING, 1);
+            overload_note(s, 1, REFUSED_FULL, newcomer, now);
+            conn_refuse(s, v, PTS_ERR_SERVER_BUSY);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Take c into the table (-1), shedding another when it is full; or why not (REFUSED_*). */
+static int admit(struct server *s, struct conn *c, int64_t now)
+{
+    long per_source = s->cfg->max_connections_per_source;
+    if (per_source > 0 && sources_count(&s->sources, &c->peer.sa) >= (uint32_t)per_source)
+        return REFUSED_PER_SOURCE;
+    if (s->ntable >= s->table_max && !shed_one(s, c, now))
+        return REFUSED_FULL;
+    if (per_source > 0)
+        sources_add(&s->sources, &c->peer.sa);
+    c->in_table = 1;
+    s->ntable++;
+    return -1;
+}
+
+/* ERROR server-busy for c: with the usual linger while at most BUSY_EXTRA such connections
+ * are open (over TLS, once the handshake has finished, bounded by the linger deadline), else
+ * at once without linger. */
+static void refuse(struct server *s, struct conn *c, int reason, int64_t now)
+{
+    metrics_add(s->m, PTS_S_CONNECTIONS_REFUSED_TOTAL + reason, 1);
+    overload_note(s, 0, reason, c, now);
+    if (s->nconns - s->ntable > BUSY_EXTRA) {
+        conn_refuse(s, c, PTS_ERR_SERVER_BUSY);
+    } else if (c->ssl) {
+        c->deferred = 1;
+        server_linger_start(s, c, now);
+        conn_read(s, c);
+    } else {
+        conn_error(s, c, PTS_ERR_SERVER_BUSY);
+    }
+}
+
+/* The connection table's size: MAX_CONNECTIONS, with the descriptor limit raised (as far as
+ * the hard limit allows) to hold it and DESCRIPTORS_RESERVED more; fewer when it cannot be. */
+static size_t table_size(const struct pts_server_config *cfg, rlim_t *nofile)
+{
+    rlim_t want = (rlim_t)cfg->max_connections + DESCRIPTORS_RESERVED;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        *nofile = 0;
+        return (size_t)cfg->max_connections;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl); /* best effort */
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    *nofile = rl.rlim_cur;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return (size_t)cfg->max_connections;
+    return rl.rlim_cur > 2 * DESCRIPTORS_RESERVED ? (size_t)(rl.rlim_cur - DESCRIPTORS_RESERVED)
+                                                 : DESCRIPTORS_RESERVED;
+}
+
 /* ---- accepting ------------------------------------------------------------------------ */
 
 static void pause_accept(struct server *s)
@@ -231,19 +364,9 @@ static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events)
         metrics_add(s->m, PTS_S_CONNECTIONS_ACTIVE, 1);
         int64_t now = mono_ns();
         c->t_req = now;
-        if (s->nconns > (size_t)s->cfg->max_connections) {
-            if (c->ssl && s->nconns <= (size_t)s->cfg->max_connections + BUSY_EXTRA) {
-                /* Over TLS the line can only be sent after the handshake: it waits for it,
-                 * bounded by the linger deadline. */
-                c->deferred = 1;
-                server_linger_start(s, c, now);
-                conn_read(s, c);
-                continue;
-            }
-            if (s->nconns > (size_t)s->cfg->max_connections + BUSY_EXTRA)
-                conn_refuse(s, c, PTS_ERR_SERVER_BUSY);
-            else
-                conn_error(s, c, PTS_ERR_SERVER_BUSY);
+        int refused = admit(s, c, now);
+        if (refused >= 0) {
+            refuse(s, c, refused, now);
             continue;
         }
         c->deadline = now + s->idle_ns;
@@ -344,6 +467,7 @@ static void run_timers(struct server *s, int64_t now)
     }
     if (s->accept_paused && now >= s->accept_resume)
         resume_accept(s);
+    overload_check(s, now);
     if (s->stopping && !s->stop_forced && now >= s->stop_deadline)
         force_stop(s, now);
     if (s->stop_forced && now >= s->drain_deadline) /* the last lingering ones: close */
@@ -387,6 +511,8 @@ static int next_timeout(struct server *s, int64_t now)
         next = min64(next, link_conn(s->linger.next)->deadline);
     if (s->accept_paused)
         next = min64(next, s->accept_resume);
+    if (s->overloaded)
+        next = min64(next, s->overload_last + OVERLOAD_QUIET_NS);
     if (s->tls)
         next = min64(next, s->tls_check_at);
     if (s->stopping && !s->stop_forced)
@@ -434,6 +560,15 @@ int server_init(struct server *s, const struct pts_server_config *cfg, struct lo
     s->idle_ns = secs_to_ns(cfg->idle_timeout);
     s->grace_ns = secs_to_ns(cfg->request_grace);
     s->staleness_ns = secs_to_ns(cfg->max_staleness);
+    rlim_t nofile;
+    s->table_max = table_size(cfg, &nofile);
+    if (s->table_max < (size_t)cfg->max_connections)
+        log_connections_limited(log, cfg->max_connections, (long long)s->table_max,
+                                (long long)nofile);
+    if (cfg->max_connections_per_source > 0 && sources_init(&s->sources, s->table_max) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
 
     if (ae_init(&s->ae, s, err, errlen) != 0)
         goto fail;
@@ -485,6 +620,7 @@ void server_destroy(struct server *s)
     release_list(s, &s->linger);
     free_dead(s);
     conn_pool_destroy(&s->pool);
+    sources_destroy(&s->sources);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     if (s->sig_fd >= 0)

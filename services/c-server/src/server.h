@@ -7,6 +7,11 @@
  * (its state machine, reads, replies, linger, close, the pool of structs) is conn.c's; conn.h
  * says what each asks of the other. Mirror: points_server/server.py (class Server).
  *
+ * Fairness (design.md section 10): the connection table holds at most table_max connections
+ * and MAX_CONNECTIONS_PER_SOURCE per source address (sources.c); when it is full a new
+ * connection takes the place of the oldest one lingering after its reply, or else of the
+ * oldest one without a complete request (shed); otherwise it is refused server-busy.
+ *
  * Timers are three FIFO lists, each ordered by construction because every entry of a list
  * gets the same duration: idle (from accept), grace (from the last byte), linger (from the
  * reply). Signals arrive through a signalfd; read results through the reader's eventfd. */
@@ -22,6 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "reader.h"
+#include "sources.h"
 #include "tls.h"
 #include "util.h"
 
@@ -38,7 +44,15 @@ struct server {
      * be pending in the batch the loop is handling. */
     struct dlist dead;
     struct conn_pool pool;
-    size_t nconns;
+    size_t nconns;    /* open connections: the table's and server-busy ones on their way out */
+    size_t ntable;    /* the connection table's (conn.in_table), at most table_max */
+    size_t table_max; /* MAX_CONNECTIONS, or fewer when the descriptor limit is lower */
+    struct sources sources; /* per source address (MAX_CONNECTIONS_PER_SOURCE > 0) */
+    /* Overload (design.md section 10): since when, the last shed or refusal, and its counts
+     * (logged when it starts and when it ends). */
+    int overloaded;
+    int64_t overload_since, overload_last;
+    uint64_t overload_shed, overload_refused;
     int read_in_flight;
     int accept_paused;
     int64_t accept_resume;

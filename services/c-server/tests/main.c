@@ -12,7 +12,7 @@ int main(void)
     } groups[] = {
         {"request", test_request}, {"config", test_config}, {"metrics", test_metrics},
         {"log", test_log},       {"health", test_health},     {"util", test_util},
-        {"updater", test_updater}, {"tls", test_tls},
+        {"updater", test_updater}, {"tls", test_tls},       {"sources", test_sources},
     };
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
         int before = u.failures;

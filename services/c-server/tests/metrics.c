@@ -89,8 +89,9 @@ void test_metrics(struct unit *u)
         }
         line = nl + 1;
     }
-    CHECK(u, samples == 3 + PTS_ERR_COUNT + PTS_TLS_RESULTS_COUNT + 2 + PTS_DURATION_BUCKETS_COUNT +
-                            3 + 1 + PTS_OP_COUNT + 4);
+    /* + 2 + 2: points_connections_shed_total{state}, points_connections_refused_total{reason} */
+    CHECK(u, samples == 3 + 2 + 2 + PTS_ERR_COUNT + PTS_TLS_RESULTS_COUNT + 2 +
+                            PTS_DURATION_BUCKETS_COUNT + 3 + 1 + PTS_OP_COUNT + 4);
 
     /* Counting: replies, error codes, cumulative buckets, sum. */
     metrics_reply(&m, -1, 300000);                      /* 0.3 ms */

@@ -35,6 +35,7 @@ void test_metrics(struct unit *u);
 void test_log(struct unit *u);
 void test_health(struct unit *u);
 void test_util(struct unit *u);
+void test_sources(struct unit *u);
 void test_updater(struct unit *u);
 void test_tls(struct unit *u);
 
