@@ -17,6 +17,8 @@ SAMPLE: dict[str, object] = {
     "lock": "points:x", "first_update_in": 1.5, "points": 7, "peer": "127.0.0.1:5",
     "outcome": "ok", "duration_ms": 0.25, "signal": "SIGTERM", "in_flight": 3, "served": 9,
     "where": "event loop", "cert_file": "/tls/tls.crt", "client_ca": "", "reason": "not-tls",
+    "max_connections": 4096, "limit": 864, "nofile": 1024, "source": "127.0.0.2", "table": 864,
+    "lasted": 2.5, "shed": 10, "refused": 3,
 }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import resource
 import signal
 import sys
 import threading
@@ -41,17 +40,6 @@ def _quiet_libraries() -> None:
     still reports a genuine bug on stderr, as Python does for an uncaught exception.)"""
     warnings.simplefilter("ignore")
     logging.getLogger("mysql.connector").setLevel(logging.CRITICAL)
-
-
-def _raise_descriptor_limit() -> None:
-    """Use the hard RLIMIT_NOFILE: MAX_CONNECTIONS clients need as many descriptors."""
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if hard == resource.RLIM_INFINITY or hard > soft:
-            target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    except (OSError, ValueError):
-        pass
 
 
 class App:
@@ -189,7 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = Logger(cfg.server_user, cfg.log_level)
     log_events.starting(log, version=__version__, pid=os.getpid())
     _quiet_libraries()
-    _raise_descriptor_limit()
     sys.setswitchinterval(SWITCH_INTERVAL)
     return App(cfg, log).run()
 

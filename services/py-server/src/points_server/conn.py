@@ -42,8 +42,8 @@ class Connection:
     """
 
     __slots__ = ("address", "buf", "deferred", "eof", "events", "fd", "grace", "handshaken",
-                 "linger", "out", "sock", "srv", "started", "state", "tls", "tls_eof", "tls_in",
-                 "tls_out")
+                 "in_table", "linger", "out", "sock", "srv", "started", "state", "tls", "tls_eof",
+                 "tls_in", "tls_out")
 
     def __init__(self, srv: Server, sock: _socket.socket, address: Any) -> None:
         self.srv = srv
@@ -64,6 +64,9 @@ class Connection:
         self.handshaken = False
         self.tls_eof = False  # the client's close_notify arrived: the end of its stream
         self.deferred: tuple[str, bool] | None = None  # an error to send once TLS is up
+        # Counted in the server's table and its source's count (not a server-busy one on its
+        # way out).
+        self.in_table = False
 
     def start_tls(self, context: ssl.SSLContext) -> None:
         """Speak TLS on this connection: the handshake runs as bytes arrive (readable)."""
@@ -279,7 +282,17 @@ class Connection:
         self._unwatch(WRITABLE)
         if self.state != WRITING:  # a handshake flight went out: back to reading
             return
-        if self.eof or not self.linger:
+        if self.eof:
+            self.close()
+            return
+        if not self.linger:
+            # Unread input would turn the close into a reset; what is still on its way may yet.
+            for _ in range(4):
+                try:
+                    if not self.sock.recv(RECV_BYTES):
+                        break
+                except OSError:
+                    break
             self.close()
             return
         try:

@@ -8,20 +8,54 @@ other than GET and HEAD). One request per connection, ``Connection: close``.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+from .generated.protocol import CONN_HEALTH_MAX_CONNECTIONS
 from .metrics import CONTENT_TYPE
 
 TEXT = "text/plain; charset=utf-8"
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    """One thread per connection, CONN_HEALTH_MAX_CONNECTIONS at most (C: health.c's slots):
+    a new connection beyond them takes the place of the oldest, whose socket is shut down
+    (its thread then sees EOF and ends). A flood of idle connections can thus neither hold
+    the health port nor use up the process's descriptors."""
+
     daemon_threads = True
     block_on_close = False
     request_queue_size = 64
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._open: OrderedDict[int, socket.socket] = OrderedDict()
+        self._open_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            while len(self._open) >= CONN_HEALTH_MAX_CONNECTIONS:
+                _, oldest = self._open.popitem(last=False)
+                with contextlib.suppress(OSError):
+                    oldest.shutdown(socket.SHUT_RDWR)
+            self._open[id(request)] = request
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.pop(id(request), None)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone mid-answer (or shed) is no error of the server's: no traceback."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class HealthServer:

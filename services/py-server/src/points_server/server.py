@@ -13,6 +13,7 @@ from __future__ import annotations
 import _socket
 import asyncio
 import errno
+import resource
 import socket
 import time
 from collections.abc import Callable
@@ -26,12 +27,17 @@ from .generated.protocol import (
     CONN_ACCEPT_BATCH,
     CONN_ACCEPT_PAUSE_SECONDS,
     CONN_BUSY_EXTRA,
+    CONN_DESCRIPTORS_RESERVED,
     CONN_LINGER_SECONDS,
+    CONN_OVERLOAD_QUIET_SECONDS,
+    CONN_SHED_SCAN,
     CONN_SHUTDOWN_LINGER_SECONDS,
     CONN_TLS_RELOAD_CHECK_SECONDS,
     ERROR_INDEX,
     ERRORS,
     SLOT_CONNECTIONS_ACTIVE,
+    SLOT_CONNECTIONS_REFUSED_TOTAL,
+    SLOT_CONNECTIONS_SHED_TOTAL,
     SLOT_CONNECTIONS_TOTAL,
     SLOT_ERRORS_TOTAL,
     SLOT_REQUESTS_TOTAL,
@@ -42,10 +48,35 @@ from .generated.protocol import (
 from .log import Logger
 from .metrics import Metrics
 from .reader import Coalescer, ReadResult
+from .sources import Sources
 from .tls import Tls, describe, failure_result
 
 T = TypeVar("T")
 _ERROR_LINES: dict[str, bytes] = {code: spec.line for code, spec in ERRORS.items()}
+# Values of the labels of points_connections_shed_total and _refused_total (protocol.toml).
+SHED_LINGER, SHED_READING = 0, 1
+REFUSED_PER_SOURCE, REFUSED_FULL = 0, 1
+REFUSED_REASONS = ("per-source", "full")
+
+
+def table_size(max_connections: int) -> tuple[int, int]:
+    """The connection table's size and the descriptor limit (C: table_size): MAX_CONNECTIONS,
+    with RLIMIT_NOFILE raised (as far as the hard limit allows) to hold it and
+    CONN_DESCRIPTORS_RESERVED more; fewer when it cannot be."""
+    want = max_connections + CONN_DESCRIPTORS_RESERVED
+    infinity = resource.RLIM_INFINITY
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != infinity and soft < want:
+            soft = want if hard == infinity or hard > want else hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (OSError, ValueError):
+        return max_connections, 0
+    if soft == infinity or soft >= want:
+        return max_connections, soft
+    reserved = CONN_DESCRIPTORS_RESERVED
+    return (soft - reserved if soft > 2 * reserved else reserved), soft
 
 
 class DeadlineQueue(Generic[T]):
@@ -103,7 +134,19 @@ class Server:
         self.metrics = metrics
         self.coalescer = coalescer
         self.ae = Ae(loop)
-        self.active = 0
+        self.active = 0  # open connections: the table's and server-busy ones on their way out
+        self.table = 0  # the connection table's (Connection.in_table), at most table_max
+        self.table_max, nofile = table_size(cfg.max_connections)
+        if self.table_max < cfg.max_connections:
+            log_events.connections_limited(log, max_connections=cfg.max_connections,
+                                           limit=self.table_max, nofile=nofile)
+        self.per_source = cfg.max_connections_per_source
+        self.sources = Sources()
+        # Overload (design.md section 10): since when, the last shed or refusal, its counts.
+        self._overload_since: float | None = None
+        self._overload_last = 0.0
+        self._overload_shed = self._overload_refused = 0
+        self._overload_timer: asyncio.TimerHandle | None = None
         self.reading: DeadlineQueue[Connection] = DeadlineQueue(loop, cfg.idle_timeout, self._idle)
         self.lingering: DeadlineQueue[Connection] = DeadlineQueue(
             loop, CONN_LINGER_SECONDS, self._linger_over)
@@ -228,11 +271,85 @@ class Server:
         values[SLOT_CONNECTIONS_TOTAL] += 1
         values[SLOT_CONNECTIONS_ACTIVE] += 1
         self.active += 1
-        if self.active > self.cfg.max_connections:
-            self.fail(conn, "server-busy",
-                      linger=self.active <= self.cfg.max_connections + CONN_BUSY_EXTRA)
-            return False
-        return True
+        refused = self._admit(conn)
+        if refused is None:
+            return True
+        values[SLOT_CONNECTIONS_REFUSED_TOTAL + refused] += 1
+        self._overload(False, refused, conn)
+        # The usual linger while at most CONN_BUSY_EXTRA such connections are open (over TLS,
+        # once the handshake has finished), else at once.
+        self.fail(conn, "server-busy", linger=self.active - self.table <= CONN_BUSY_EXTRA)
+        return False
+
+    # -- fairness (design.md section 10) ---------------------------------------------------
+
+    def _admit(self, conn: Connection) -> int | None:
+        """Take conn into the table (None), shedding another when it is full; or why not
+        (REFUSED_*)."""
+        per_source = self.per_source
+        if per_source and self.sources.count(conn.address[0]) >= per_source:
+            return REFUSED_PER_SOURCE
+        if self.table >= self.table_max and not self._shed_one(conn):
+            return REFUSED_FULL
+        if per_source:
+            self.sources.add(conn.address[0])
+        conn.in_table = True
+        self.table += 1
+        return None
+
+    def _shed_one(self, newcomer: Connection) -> bool:
+        """The table is full: close the oldest connection that is done (lingering after its
+        reply), or else the oldest without a complete request (told server-busy when it can
+        be), looking at CONN_SHED_SCAN entries at most of each queue."""
+        for n, conn in enumerate(self.lingering.items):
+            if n >= CONN_SHED_SCAN:
+                break
+            if conn.in_table and conn.state == LINGER:
+                self.metrics.value[SLOT_CONNECTIONS_SHED_TOTAL + SHED_LINGER] += 1
+                self._overload(True, REFUSED_FULL, newcomer)
+                conn.close()
+                return True
+        for n, conn in enumerate(self.reading.items):
+            if n >= CONN_SHED_SCAN:
+                break
+            if conn.grace is None:  # (in its grace: a request without terminator)
+                self.metrics.value[SLOT_CONNECTIONS_SHED_TOTAL + SHED_READING] += 1
+                self._overload(True, REFUSED_FULL, newcomer)
+                self.fail(conn, "server-busy", linger=False)
+                return True
+        return False
+
+    def _overload(self, shed: bool, reason: int, conn: Connection) -> None:
+        """A connection was shed or refused: overload starts (logged once) or goes on."""
+        if shed:
+            self._overload_shed += 1
+        else:
+            self._overload_refused += 1
+        now = self.loop.time()
+        self._overload_last = now
+        if self._overload_since is not None:
+            return
+        self._overload_since = now
+        log_events.overload_started(self.log, reason=REFUSED_REASONS[reason],
+                                    source=conn.peer().rpartition(":")[0],
+                                    table=self.table, limit=self.table_max)
+        self._overload_timer = self.loop.call_at(now + CONN_OVERLOAD_QUIET_SECONDS,
+                                                 self._overload_check)
+
+    def _overload_check(self) -> None:
+        """No connection shed or refused for CONN_OVERLOAD_QUIET_SECONDS: overload is over."""
+        self._overload_timer = None
+        since = self._overload_since
+        if since is None:
+            return
+        quiet_at = self._overload_last + CONN_OVERLOAD_QUIET_SECONDS
+        if self.loop.time() < quiet_at:
+            self._overload_timer = self.loop.call_at(quiet_at, self._overload_check)
+            return
+        log_events.overload_ended(self.log, lasted=self._overload_last - since,
+                                  shed=self._overload_shed, refused=self._overload_refused)
+        self._overload_since = None
+        self._overload_shed = self._overload_refused = 0
 
     def request(self, conn: Connection) -> None:
         """conn holds a complete, valid request: wait for a read."""
@@ -287,6 +404,11 @@ class Server:
         self.reading.discard(conn)
         self.lingering.discard(conn)
         self.active -= 1
+        if conn.in_table:
+            conn.in_table = False
+            self.table -= 1
+            if self.per_source:
+                self.sources.remove(conn.address[0])
         self.metrics.value[SLOT_CONNECTIONS_ACTIVE] -= 1
         if self._accept_paused:
             self._resume_accepting()
@@ -365,3 +487,6 @@ class Server:
         if self._tls_timer is not None:
             self._tls_timer.cancel()
             self._tls_timer = None
+        if self._overload_timer is not None:
+            self._overload_timer.cancel()
+            self._overload_timer = None
