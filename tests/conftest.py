@@ -84,7 +84,8 @@ TRACEBACK = "Traceback (most recent call last)"
 @pytest.fixture
 def make_server(tmp_path: Path, db: DevDB,
                 request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
-    """start(kind, row=..., database=db, wait="ready", **settings) -> a running ServerProc.
+    """start(kind, row=..., database=db, wait="ready", nofile=0, **settings) -> a running
+    ServerProc (nofile: its descriptor limit, soft and hard; 0 leaves it as is).
 
     allow_internal_errors=True exempts that server from the teardown's check for
     `internal_error` log events and Python tracebacks (a test that provokes one on purpose
@@ -94,7 +95,7 @@ def make_server(tmp_path: Path, db: DevDB,
 
     def start(kind: str, row: str, database: DevDB | None = None, wait: str = "ready",
               args: list[str] | None = None, port: int = 0, allow_internal_errors: bool = False,
-              **settings: str) -> ServerProc:
+              nofile: int = 0, **settings: str) -> ServerProc:
         env = {**(database or db).env(), "SERVER_USER": row, "UPDATE_INTERVAL": "0",
                "IDLE_TIMEOUT": "2", "SHUTDOWN_TIMEOUT": "3"}
         tls = None
@@ -105,7 +106,7 @@ def make_server(tmp_path: Path, db: DevDB,
             tls = tlsclient.client_context(str(files["ca.crt"]))
         env.update({k.upper(): str(v) for k, v in settings.items()})
         server = ServerProc(kind, env, tmp_path / "logs", name=f"{kind}-{next(counter)}",
-                            port=port, tls=tls)
+                            port=port, tls=tls, nofile=nofile)
         started.append(server)
         if allow_internal_errors:
             exempt.add(server.name)

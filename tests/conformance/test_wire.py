@@ -195,12 +195,17 @@ def test_connect_and_close_is_harmless(make_server, protocol, kind):
 
 
 def test_server_busy_beyond_max_connections(make_server, protocol, kind):
+    """A table full of requests in progress (each in its REQUEST_GRACE, so none may be shed to
+    make room: design.md section 10): the next connection is refused server-busy."""
     row = unique_row(f"conf-busy-{kind}")
-    server = make_server(kind, row, max_connections="4", idle_timeout="5")
+    server = make_server(kind, row, max_connections="4", idle_timeout="5", request_grace="3")
     held = [server.connect(timeout=5) for _ in range(4)]
     try:
+        for s in held:
+            s.sendall(protocol.command.encode())  # no terminator: the grace starts
         time.sleep(0.2)
         assert server.request() == protocol.error("server-busy").line.encode()
+        assert server.metrics()['points_connections_refused_total{reason="full"}'] == 1
     finally:
         for s in held:
             s.close()

@@ -168,6 +168,7 @@ class ServerProc:
     health_port: int = 0
     proc: subprocess.Popen | None = None
     tls: ssl.SSLContext | None = None  # the client side, when the server speaks TLS
+    nofile: int = 0  # RLIMIT_NOFILE (soft and hard) for the server, through prlimit(1); 0: as is
     log_path: Path = field(init=False)
     _log_file: BinaryIO | None = field(default=None, init=False, repr=False)
 
@@ -215,8 +216,10 @@ class ServerProc:
         for attempt in range(3):
             seen = self.log_text().count(PORT_TAKEN)
             self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
+            limit = ["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--"] \
+                if self.nofile else []
             self.proc = subprocess.Popen(
-                self.command() + (args or []),
+                limit + self.command() + (args or []),
                 env=self.full_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_file,
