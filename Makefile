@@ -8,7 +8,7 @@ PYTHON ?= $(VENV)/bin/python
 PYTEST ?= $(PYTHON) -m pytest
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: help setup build render check-render lint test test-mysql test-c-units demo bench certs \
+.PHONY: help setup build render check-render lint test test-mysql test-c-units demo bench bench-abuse certs \
         test-containers cluster cluster-delete test-cluster test-e2e k8s-demo ci clean
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make test             lint, render drift check, unit, chart, conformance (plain, TLS), integration"
 	@echo "make test-mysql       conformance + integration against Oracle MySQL (root once: install)"
 	@echo "make bench            load-test each server against a no-database reference"
+	@echo "make bench-abuse      each server under connection floods from one address (127.0.0.2)"
 	@echo "make render           re-render files derived from protocol.toml and roster.yaml"
 	@echo "make certs            a local CA and TLS certificates for the roster (out/tls)"
 	@echo "make test-containers  images + docker compose (needs a Docker engine)"
@@ -72,6 +73,11 @@ certs:
 
 bench: build
 	$(PYTHON) -m pointsbench $(BENCH_ARGS)
+
+# A well-behaved client's answers while one address floods each server (design.md section
+# 10; `python -m pointsbench.abuse --help`).
+bench-abuse: build
+	$(PYTHON) -m pointsbench.abuse $(BENCH_ARGS)
 
 test-containers:
 	ci/docker/start-dockerd.sh
