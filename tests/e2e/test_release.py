@@ -36,6 +36,7 @@ from e2elib import (
 from pointsmesh import k8s, netpol
 
 CHART = str(k8s.CHART)
+FLOOD_PY = k8s.ROOT / "tools/pointsmesh/flood.py"
 MEMBER = "akmal"
 ALL_JOBS = [f"client-{m.name}" for m in ROSTER]
 
@@ -400,6 +401,71 @@ def _bytes(q: str) -> float:
         if q.endswith(u):
             return float(q[: -len(u)]) * f
     return float(q)
+
+
+FLOOD = 3000  # the attacker's connections
+FLOOD_SECONDS = 120  # the flood pod's life at most (it is deleted as soon as the test is done)
+
+
+def test_flood_through_the_service_does_not_stop_a_member_client(space: Space,
+                                                                 images: k8s.Images) -> None:
+    """A pod with the member's client labels (so that the policies let it in) floods the
+    member's C server through its Service with pointsmesh/flood.py: 3,000 connections that
+    send part of a request and wait, the ones the server ends opened again. Meanwhile the
+    member's client Job runs again: it completes with its replies and no busy line, and the
+    server counts the flood's connections beyond the per-source limit as refused."""
+    server = next(s for s in SERVERS if s.name == f"c-server-{MEMBER}")
+    pod = space.pods(f"points-mesh.io/server={server.name}")[0]["metadata"]["name"]
+    image = f"{images.registry}pointsmesh/python-client:{images.tag}"
+    source = base64.b64encode(FLOOD_PY.read_bytes()).decode()
+    flood = unique("flood")
+    space.start_pod(flood, image,
+                    f'python3 -c "$(echo {source} | base64 -d)" --host {server.name} '
+                    f"--port {server.port} --source 0.0.0.0 --count {FLOOD} --refill 500 "
+                    f"--hold {FLOOD_SECONDS}", client_labels(MEMBER))
+    job = unique(f"client-{MEMBER}-flooded")
+    try:
+        deadline = time.monotonic() + 120
+        while "flooding" not in space.kubectl("logs", flood, check=False):
+            assert time.monotonic() < deadline, space.kubectl("describe", "pod", flood)
+            time.sleep(1)
+        per_source = 'points_connections_refused_total{reason="per-source"}'
+        wait_metric = time.monotonic() + 30
+        while space.metrics(pod).get(per_source, 0) < FLOOD - 512:
+            assert time.monotonic() < wait_metric, space.metrics(pod)
+            time.sleep(1)
+        t0 = time.monotonic()
+        space.apply([_job_again(space, f"client-{MEMBER}", job)])
+        space.kubectl("wait", "--for=condition=complete", f"job/{job}", "--timeout=180s",
+                      timeout=200)
+        MEASURE["client Job under a 3,000-connection flood of its C server (s)"] = (
+            time.monotonic() - t0)
+        logs = space.kubectl("logs", f"job/{job}", "--all-containers")
+        member = next(m for m in ROSTER if m.name == MEMBER)
+        assert reply_for(member.c_row).search(logs) and reply_for(member.python_row).search(
+            logs), logs
+        assert "server-busy" not in logs, logs
+        metrics = space.metrics(pod)
+        assert metrics[per_source] >= FLOOD - 512, metrics
+        log(f"flood: {space.kubectl('logs', flood, check=False).strip()}")
+    finally:
+        space.kubectl("delete", "pod", flood, "--wait=false", check=False)
+        space.kubectl("delete", "job", job, "--cascade=foreground", "--wait=true",
+                      check=False, timeout=120)
+
+
+def _job_again(space: Space, job: str, name: str) -> dict[str, Any]:
+    """The Job job's spec under a new name (as `kubectl create job --from` does for a
+    CronJob): without the identity the controller gave the original."""
+    obj = space.get(f"job/{job}")
+    template = obj["spec"]["template"]
+    for key in ("controller-uid", "batch.kubernetes.io/controller-uid", "job-name",
+                "batch.kubernetes.io/job-name"):
+        template["metadata"].get("labels", {}).pop(key, None)
+    spec = {k: v for k, v in obj["spec"].items() if k not in ("selector", "template")}
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "labels": obj["metadata"].get("labels", {})},
+            "spec": {**spec, "template": template}}
 
 
 def test_uninstall_leaves_no_workload_and_a_reinstall_finds_the_data(space: Space) -> None:
