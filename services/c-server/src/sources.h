@@ -1,8 +1,9 @@
 /* Connections per source address (docs/design.md section 10), for MAX_CONNECTIONS_PER_SOURCE:
  * an open-addressing hash table (linear probing, backward-shift deletion) of the addresses
  * holding a connection in the server's table, with their count. Sized at start for the table,
- * so it never fills; an address leaves it when its count drops to zero. Mirror:
- * points_server/sources.py (class Sources). Used by the loop's thread only. */
+ * so it never fills; an address leaves it when its count drops to zero. Mirror: the Python
+ * server's Server.sources, a dict (opened and closed in server.py). Used by the loop's thread
+ * only. */
 #ifndef PTS_SOURCES_H
 #define PTS_SOURCES_H
 

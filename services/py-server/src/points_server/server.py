@@ -48,7 +48,6 @@ from .generated.protocol import (
 from .log import Logger
 from .metrics import Metrics
 from .reader import Coalescer, ReadResult
-from .sources import Sources
 from .tls import Tls, describe, failure_result
 
 T = TypeVar("T")
@@ -141,7 +140,8 @@ class Server:
             log_events.connections_limited(log, max_connections=cfg.max_connections,
                                            limit=self.table_max, nofile=nofile)
         self.per_source = cfg.max_connections_per_source
-        self.sources = Sources()
+        # Connections in the table per source address (C: sources.c, a hash table of its own).
+        self.sources: dict[str, int] = {}
         # Overload (design.md section 10): since when, the last shed or refusal, its counts.
         self._overload_since: float | None = None
         self._overload_last = 0.0
@@ -271,8 +271,19 @@ class Server:
         values[SLOT_CONNECTIONS_TOTAL] += 1
         values[SLOT_CONNECTIONS_ACTIVE] += 1
         self.active += 1
-        refused = self._admit(conn)
-        if refused is None:
+        # Admission (design.md section 10), inline: no call on the common path.
+        per_source = self.per_source
+        sources = self.sources
+        source = conn.address[0]
+        if per_source and sources.get(source, 0) >= per_source:
+            refused = REFUSED_PER_SOURCE
+        elif self.table >= self.table_max and not self._shed_one(conn):
+            refused = REFUSED_FULL
+        else:
+            if per_source:
+                sources[source] = sources.get(source, 0) + 1
+            conn.in_table = True
+            self.table += 1
             return True
         values[SLOT_CONNECTIONS_REFUSED_TOTAL + refused] += 1
         self._overload(False, refused, conn)
@@ -282,20 +293,6 @@ class Server:
         return False
 
     # -- fairness (design.md section 10) ---------------------------------------------------
-
-    def _admit(self, conn: Connection) -> int | None:
-        """Take conn into the table (None), shedding another when it is full; or why not
-        (REFUSED_*)."""
-        per_source = self.per_source
-        if per_source and self.sources.count(conn.address[0]) >= per_source:
-            return REFUSED_PER_SOURCE
-        if self.table >= self.table_max and not self._shed_one(conn):
-            return REFUSED_FULL
-        if per_source:
-            self.sources.add(conn.address[0])
-        conn.in_table = True
-        self.table += 1
-        return None
 
     def _shed_one(self, newcomer: Connection) -> bool:
         """The table is full: close the oldest connection that is done (lingering after its
@@ -408,7 +405,12 @@ class Server:
             conn.in_table = False
             self.table -= 1
             if self.per_source:
-                self.sources.remove(conn.address[0])
+                source = conn.address[0]
+                left = self.sources[source] - 1
+                if left:
+                    self.sources[source] = left
+                else:
+                    del self.sources[source]
         self.metrics.value[SLOT_CONNECTIONS_ACTIVE] -= 1
         if self._accept_paused:
             self._resume_accepting()
