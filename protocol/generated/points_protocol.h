@@ -40,6 +40,7 @@ extern const struct pts_tls_failure pts_tls_failure_results[];
 #define PTS_CONN_SHED_SCAN 64
 #define PTS_CONN_OVERLOAD_QUIET_SECONDS 1.0
 #define PTS_CONN_HEALTH_MAX_CONNECTIONS 32
+#define PTS_CONN_HEALTH_LISTEN_BACKLOG 1024
 #define PTS_CONN_SHUTDOWN_LINGER_SECONDS 0.5
 
 /* Error replies: pts_error_line[e] is the whole line, newline included. */

@@ -15,7 +15,7 @@ import time
 import pytest
 from testhelpers import unique_row, wait_until
 
-from pointsmesh.flood import Flood, ProbeResult, probe
+from pointsmesh.flood import Flood, FloodStats, ProbeResult, probe
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("POINTS_MESH_TLS") == "1",
@@ -52,6 +52,20 @@ def accepted_at_least(server, n: int, timeout: float = 30.0) -> None:
     wait_until(lambda: server.metrics().get("points_connections_total", 0) >= n, timeout)
 
 
+def flooded(server, mode: str, refill: float = 0.0
+            ) -> tuple[ProbeResult, dict[str, float], FloodStats, Flood]:
+    """FLOOD connections of mode from the attacker, held while the well-behaved client sends
+    REQUESTS requests once the server has accepted them all: the client's results, the
+    server's metrics then, what the server did to the attacker, the (closed) flood."""
+    with Flood(server.port, mode, FLOOD, refill=refill) as flood:
+        flood.open().hold_in_background(60)
+        accepted_at_least(server, FLOOD)
+        result = probe(server.port, REQUESTS)
+        metrics = server.metrics()
+        stats = flood.close()
+    return result, metrics, stats, flood
+
+
 def no_leak(server, baseline: int) -> None:
     """Once the attacker has gone, the server's descriptors come back to where they were."""
     wait_until(lambda: server.fd_count() <= baseline, 15)
@@ -75,12 +89,7 @@ def test_idle_flood_from_one_source_is_capped(make_server, abuse_kind):
     (MAX_CONNECTIONS_PER_SOURCE), every other one is refused with the busy line."""
     server = make_server(abuse_kind, unique_row(f"abuse-idle-{abuse_kind}"), idle_timeout="10")
     baseline = server.fd_count()
-    with Flood(server.port, "idle", FLOOD) as flood:
-        flood.open().hold_in_background(60)
-        accepted_at_least(server, FLOOD)
-        result = probe(server.port, REQUESTS)
-        metrics = server.metrics()
-        stats = flood.close()
+    result, metrics, stats, _ = flooded(server, "idle")
     served(result)
     refused = counter(metrics, "points_connections_refused_total", "reason", "per-source")
     assert refused == FLOOD - PER_SOURCE, metrics
@@ -97,13 +106,8 @@ def test_full_table_sheds_the_oldest_idle_first(make_server, abuse_kind):
     server = make_server(abuse_kind, unique_row(f"abuse-shed-{abuse_kind}"), idle_timeout="10",
                          max_connections="1000", max_connections_per_source="0")
     baseline = server.fd_count()
-    with Flood(server.port, "idle", FLOOD) as flood:
-        flood.open().hold_in_background(60)
-        accepted_at_least(server, FLOOD)
-        result = probe(server.port, REQUESTS)
-        metrics = server.metrics()
-        stats = flood.close()
-        ended, held = set(flood.ended), set(flood.held)
+    result, metrics, stats, flood = flooded(server, "idle")
+    ended, held = set(flood.ended), set(flood.held)
     served(result)
     shed = counter(metrics, "points_connections_shed_total", "state", "reading")
     # Every attacker connection beyond the table was shed (with the line), then one per
@@ -127,12 +131,7 @@ def test_greedy_readers_do_not_crowd_out_others(make_server, abuse_kind, cap):
                          idle_timeout="10", max_connections="1000",
                          max_connections_per_source=cap)
     baseline = server.fd_count()
-    with Flood(server.port, "greedy", FLOOD) as flood:
-        flood.open().hold_in_background(60)
-        accepted_at_least(server, FLOOD)
-        result = probe(server.port, REQUESTS)
-        metrics = server.metrics()
-        stats = flood.close()
+    result, metrics, stats, _ = flooded(server, "greedy")
     served(result)
     if cap == "0":
         assert counter(metrics, "points_connections_shed_total", "state", "linger") > 0, metrics
@@ -152,12 +151,7 @@ def test_flood_beyond_the_descriptor_limit(make_server, abuse_kind):
     limited = [e for e in server.log_events() if e["event"] == "connections_limited"]
     assert limited and limited[0]["limit"] == NOFILE - RESERVED, limited
     baseline = server.fd_count()
-    with Flood(server.port, "idle", FLOOD, refill=2000) as flood:
-        flood.open().hold_in_background(60)
-        accepted_at_least(server, FLOOD)
-        result = probe(server.port, REQUESTS)
-        metrics = server.metrics()
-        flood.close()
+    result, metrics, _, _ = flooded(server, "idle", refill=2000)
     served(result)
     assert counter(metrics, "points_connections_shed_total", "state", "reading") > 0, metrics
     assert metrics["points_connections_active"] <= NOFILE - RESERVED + 64, metrics

@@ -142,27 +142,12 @@ class Flood:
             self._ended(fd, s)
 
     def _ended(self, fd: int, s: socket.socket) -> None:
-        """The server wrote, closed or reset: classify (peeking for greedy, which never reads)."""
-        if self.mode == "greedy":
-            # A greedy reader's reply arrives with FIN (SHUT_WR after the reply): only an
-            # end without a reply, or a busy line, is the server shedding it.
-            try:
-                data = s.recv(256, socket.MSG_PEEK)
-            except OSError:
-                self.stats.reset += 1
-                self._drop(fd)
-                return
-            if data.startswith(BUSY):
-                self.stats.busy += 1
-                self._drop(fd)
-            elif not data:
-                self.stats.closed += 1
-                self._drop(fd)
-            else:
-                self._ep.unregister(fd)  # answered: held (unread) from now on
-            return
+        """The server wrote, closed or reset: classify. A greedy reader never reads: it only
+        peeks, and its reply (which comes with FIN: SHUT_WR after the reply) is no shedding;
+        only a busy line or an end without a reply is."""
+        greedy = self.mode == "greedy"
         try:
-            data = s.recv(256)
+            data = s.recv(256, socket.MSG_PEEK if greedy else 0)
         except BlockingIOError:
             return
         except OSError:
@@ -173,6 +158,9 @@ class Flood:
             self.stats.busy += 1
         elif not data:
             self.stats.closed += 1
+        elif greedy:
+            self._ep.unregister(fd)  # answered: held (unread) from now on
+            return
         else:
             return  # (health: a reply to half a request cannot come; ignore anything else)
         self._drop(fd)

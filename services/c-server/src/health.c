@@ -250,7 +250,8 @@ int health_start(struct health_server *h, const struct pts_server_config *cfg, s
         h->conns[i].fd = -1;
     if (cfg->health_port == 0)
         return 0;
-    h->listen_fd = net_listen_tcp(cfg->health_host, cfg->health_port, 64, err, errlen);
+    h->listen_fd = net_listen_tcp(cfg->health_host, cfg->health_port,
+                                 PTS_CONN_HEALTH_LISTEN_BACKLOG, err, errlen);
     if (h->listen_fd < 0)
         goto fail;
     h->stop_fd = efd_new();

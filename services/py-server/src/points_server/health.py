@@ -17,7 +17,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .generated.protocol import CONN_HEALTH_MAX_CONNECTIONS
+from .generated.protocol import CONN_HEALTH_LISTEN_BACKLOG, CONN_HEALTH_MAX_CONNECTIONS
 from .metrics import CONTENT_TYPE
 
 TEXT = "text/plain; charset=utf-8"
@@ -31,7 +31,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
-    request_queue_size = 64
+    request_queue_size = CONN_HEALTH_LISTEN_BACKLOG
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._open: OrderedDict[int, socket.socket] = OrderedDict()
