@@ -37,6 +37,7 @@ CONN_DESCRIPTORS_RESERVED: Final = 160
 CONN_SHED_SCAN: Final = 64
 CONN_OVERLOAD_QUIET_SECONDS: Final = 1.0
 CONN_HEALTH_MAX_CONNECTIONS: Final = 32
+CONN_HEALTH_LISTEN_BACKLOG: Final = 1024
 CONN_SHUTDOWN_LINGER_SECONDS: Final = 0.5
 # A reply line without its newline (fullmatch), fields as named groups.
 REPLY_RE: Final = re.compile(b'User:\\ (?P<user>[^\\x00\x01-\x1f\x7f,]{1,50}),\\ Points:\\ (?P<points>-?[0-9]{1,20}),\\ Last\\ Update:\\ (?P<last_update>[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})')
