@@ -4,7 +4,8 @@
 #
 #   layer ID "title"            declare a layer, in the order the summary lists them
 #   layer_run ID command...     run it (output also kept to count pytest's skipped tests):
-#                               passed, or failed (its exit status is returned)
+#                               passed, or failed (its exit status is returned); a test skipped
+#                               that $CI_EXPECTED_SKIPS does not list for the layer fails it
 #   layer_skip ID "reason"      it cannot run here: said now, loudly, and in the summary
 #   ci_summary EXIT_STATUS      one line per layer, then the verdict; "all layers passed" only
 #                               when every layer ran and passed
@@ -12,7 +13,11 @@
 # A layer still running when the script exits failed; one never reached is "not run".
 
 CI_LAYERS=()
-declare -A CI_TITLE=() CI_STATE=() CI_NOTE=() CI_SKIPS=()
+declare -A CI_TITLE=() CI_STATE=() CI_NOTE=() CI_SKIPS=() CI_UNEXPECTED=()
+# The skips by design, one line each: LAYER PATH REASON (REASON: a fixed string that pytest's
+# reason must contain). Any other skip fails its layer: a test that stopped running must not
+# pass unnoticed as a changed count.
+CI_EXPECTED_SKIPS=${CI_EXPECTED_SKIPS:-$(dirname "${BASH_SOURCE[0]}")/expected-skips}
 CI_LOGS=$(mktemp -d "${TMPDIR:-/tmp}/ci-layers.XXXXXX")
 
 layer() {
@@ -28,6 +33,25 @@ _ci_skipped_lines() {
     grep -aE '^SKIPPED \[[0-9]+\] ' "$1" 2>/dev/null || true
 }
 
+# The lines of SKIPPED (arg 2) that the expected list does not give for layer ID (arg 1).
+_ci_unexpected_skips() {
+    [ -n "$2" ] || return 0
+    awk -v layer="$1" '
+        NR == FNR {
+            if ($0 ~ /^[[:space:]]*(#|$)/ || $1 != layer) next
+            reason = $0
+            sub(/^[[:space:]]*[^[:space:]]+[[:space:]]+[^[:space:]]+[[:space:]]+/, "", reason)
+            n++; path[n] = $2; why[n] = reason
+            next
+        }
+        {
+            loc = $3; sub(/:.*/, "", loc)
+            rest = $0; sub(/^SKIPPED \[[0-9]+\] [^ ]+ /, "", rest)
+            for (i = 1; i <= n; i++) if (loc == path[i] && index(rest, why[i])) next
+            print
+        }' "$CI_EXPECTED_SKIPS" - <<<"$2"
+}
+
 layer_run() {
     local id=$1 log rc=0
     shift
@@ -37,7 +61,18 @@ layer_run() {
     # it the command's (tee does not fail).
     if "$@" 2>&1 | tee "$log"; then rc=0; else rc=$?; fi
     CI_SKIPS[$id]=$(_ci_skipped_lines "$log")
-    if [ "$rc" -eq 0 ]; then
+    if [ ! -f "$CI_EXPECTED_SKIPS" ]; then
+        CI_UNEXPECTED[$id]="(no list of expected skips: $CI_EXPECTED_SKIPS)"
+    else
+        CI_UNEXPECTED[$id]=$(_ci_unexpected_skips "$id" "${CI_SKIPS[$id]}")
+    fi
+    if [ "$rc" -eq 0 ] && [ -n "${CI_UNEXPECTED[$id]}" ]; then
+        rc=1
+        CI_STATE[$id]=failed
+        CI_NOTE[$id]="tests skipped that $CI_EXPECTED_SKIPS does not expect"
+        printf '\n!!! [ci] %s: unexpected skips (not in %s):\n%s\n' \
+            "${CI_TITLE[$id]}" "$CI_EXPECTED_SKIPS" "${CI_UNEXPECTED[$id]}"
+    elif [ "$rc" -eq 0 ]; then
         CI_STATE[$id]=passed
     else
         CI_STATE[$id]=failed
@@ -78,8 +113,14 @@ ci_summary() {
         [ "$n" -gt 0 ] && printf ' (skipped tests inside it: %s)' "$n"
         printf '\n'
         if [ "$n" -gt 0 ]; then
-            # shellcheck disable=SC2001  # indents every line; ${var//} cannot anchor at line starts
-            sed 's/^/      /' <<<"${CI_SKIPS[$id]}"
+            # Each skip marked: expected (listed) or UNEXPECTED (fails the layer).
+            while IFS= read -r line; do
+                if grep -qxF -- "$line" <<<"${CI_UNEXPECTED[$id]:-}"; then
+                    printf '      UNEXPECTED %s\n' "$line"
+                else
+                    printf '      expected   %s\n' "$line"
+                fi
+            done <<<"${CI_SKIPS[$id]}"
         fi
     done
     local total=${#CI_LAYERS[@]} counts
@@ -87,7 +128,7 @@ ci_summary() {
     if [ "$status" -eq 0 ] && [ "$passed" -eq "$total" ]; then
         if [ "$tests_skipped" -gt 0 ]; then
             printf '=== [ci] all %s layers ran and passed (skipped tests within them: %s, %s)\n' \
-                "$total" "$tests_skipped" "listed above"
+                "$total" "$tests_skipped" "all expected, listed above"
         else
             printf '=== [ci] all %s layers ran and passed\n' "$total"
         fi

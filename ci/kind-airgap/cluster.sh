@@ -55,6 +55,56 @@ ensure_host_prereqs() {
     done
 }
 
+# The docker network kind puts its nodes on. `kind create cluster` reuses a network of this name
+# and otherwise makes one with a user-configured IPv6 subnet only, its IPv4 subnet left to
+# Docker; on such a network `docker network connect --ip` is refused ("user specified IP
+# address is supported only when connecting to networks with user configured subnets"), so a
+# node cut from it could never come back with the address the API server knows. Made here, with
+# both subnets explicit and kind's own options, and labelled so a later run recognises it.
+KIND_NET=kind
+KIND_NET_LABEL=io.points-mesh.kind-airgap.subnets=explicit
+KIND_NET_V6=${KIND_AIRGAP_SUBNET6:-fc00:f853:ccd:e793::/64}
+
+# A free /16 for the nodes: KIND_AIRGAP_SUBNET4 if set, else the first of 172.20-31.0.0/16 that
+# no docker network and no route of this host uses.
+pick_subnet4() {
+    if [ -n "${KIND_AIRGAP_SUBNET4:-}" ]; then printf '%s' "$KIND_AIRGAP_SUBNET4"; return 0; fi
+    local used n
+    used=$( { docker network ls -q | xargs -r docker network inspect \
+                  -f '{{range .IPAM.Config}}{{.Subnet}} {{end}}' 2>/dev/null || true
+              ip -4 route show 2>/dev/null | awk '{print $1}' || true; } | tr ' ' '\n')
+    for n in $(seq 20 31); do
+        grep -q "^172\.$n\." <<<"$used" || { printf '172.%s.0.0/16' "$n"; return 0; }
+    done
+    ka_die "no free subnet among 172.20-31.0.0/16 for the kind network: set KIND_AIRGAP_SUBNET4"
+}
+
+kind_network_explicit() {
+    [ "$(docker network inspect -f '{{index .Labels "io.points-mesh.kind-airgap.subnets"}}' "$KIND_NET" 2>/dev/null)" = explicit ]
+}
+
+ensure_kind_network() {
+    local attached subnet4 gw
+    if docker network inspect "$KIND_NET" >/dev/null 2>&1; then
+        kind_network_explicit && return 0
+        attached=$(docker network inspect -f '{{len .Containers}}' "$KIND_NET")
+        if [ "$attached" -gt 0 ]; then
+            ka_log "WARNING: docker network $KIND_NET was made by someone else and has $attached container(s):" \
+                "kept; node faults (docker network connect --ip) may be refused on it"
+            return 0
+        fi
+        ka_log "docker network $KIND_NET has no explicit IPv4 subnet (made by kind or by hand) and nothing on it: recreating it"
+        docker network rm "$KIND_NET" >/dev/null
+    fi
+    subnet4=$(pick_subnet4)
+    gw="${subnet4%.0/*}.1"
+    ka_log "creating docker network $KIND_NET: $subnet4 (gateway $gw) and $KIND_NET_V6, as kind would but with both subnets explicit"
+    docker network create -d bridge --ipv6 --subnet "$KIND_NET_V6" --subnet "$subnet4" --gateway "$gw" \
+        -o com.docker.network.bridge.enable_ip_masquerade=true \
+        -o com.docker.network.driver.mtu=1500 --label "$KIND_NET_LABEL" "$KIND_NET" >/dev/null \
+        || ka_die "could not create docker network $KIND_NET ($subnet4, $KIND_NET_V6)"
+}
+
 # Loads KIND, KUBECTL, HELM, NODE_IMAGE from the (cached) build.
 load_env() {
     local out
@@ -189,7 +239,7 @@ cmd_up() {
     load_env
     t1=$(date +%s)
     if cluster_exists; then
-        if nodes_current && write_kubeconfig && healthy; then
+        if nodes_current && kind_network_explicit && write_kubeconfig && healthy; then
             ka_log "reusing healthy cluster $KA_CLUSTER"
             apply_addons
             wait_ready
@@ -197,9 +247,10 @@ cmd_up() {
             ka_log "cluster ready: image $((t1 - t0))s, cluster $(( $(date +%s) - t1 ))s (reused)"
             return 0
         fi
-        ka_log "cluster $KA_CLUSTER exists but is stale, of another shape or unhealthy: recreating"
+        ka_log "cluster $KA_CLUSTER exists but is stale, of another shape, unhealthy or on a $KIND_NET network without explicit subnets: recreating"
         "$KIND" delete cluster --name "$KA_CLUSTER" >&2
     fi
+    ensure_kind_network
     local cfg="$KA_CACHE/work/kind-$KA_CLUSTER.yaml"
     # One control plane only: several would need kind's haproxy load-balancer image.
     {

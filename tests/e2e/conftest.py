@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2elib import INTERVAL, MEASURE, log
+from e2elib import INTERVAL, MEASURE, cluster_problems, log
 
 from pointsmesh import ROOT, k8s
 
 TEST_TIMEOUT = 600
 REPORT = ROOT / "out" / "e2e-report.json"
+# How long a module waits for a cluster that is not healthy (a node just restarted, an add-on
+# rolling) before it fails.
+HEALTH_WAIT_S = 180
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
@@ -99,3 +102,19 @@ def values(target: k8s.Target, images: k8s.Images) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def kube(target: k8s.Target) -> k8s.Kube:
     return target.kube
+
+
+@pytest.fixture(scope="module", autouse=True)
+def healthy_cluster(request: pytest.FixtureRequest, target: k8s.Target) -> None:
+    """Before each module: every node Ready (all of the kind cluster's nodes registered) and
+    every add-on ready, waiting up to HEALTH_WAIT_S; else the module fails at once with the
+    reason, instead of its tests timing out one by one on a broken cluster."""
+    expected = len(target.nodes) if target.nodes else None
+    t0 = time.monotonic()
+    while problems := cluster_problems(target.kube, expected):
+        if time.monotonic() - t0 > HEALTH_WAIT_S:
+            pytest.fail(f"cluster unhealthy before {request.module.__name__} "
+                        f"(waited {HEALTH_WAIT_S} s): " + "; ".join(problems), pytrace=False)
+        time.sleep(3)
+    if time.monotonic() - t0 > 1:
+        log(f"cluster healthy after {time.monotonic() - t0:.0f} s of waiting")

@@ -208,3 +208,33 @@ def pod_endpoint(pod: dict[str, Any]) -> netpol.Endpoint:
 
 def dump(obj: Any) -> str:
     return json.dumps(obj, indent=1, sort_keys=True)[:3000]
+
+
+# Namespaces whose workloads are the cluster's own add-ons (kube-router, CoreDNS, kube-proxy,
+# local-path-provisioner): a cluster with any of them not ready is broken for every test.
+ADDON_NAMESPACES = ("kube-system", "local-path-storage")
+
+
+def cluster_problems(kube: k8s.Kube, nodes: int | None = None) -> list[str]:
+    """What is wrong with the cluster as a whole: a node not Ready (or missing: NODES is the
+    count expected), an add-on DaemonSet or Deployment not fully ready. Empty when healthy."""
+    problems = []
+    items = kube.kubectl_json("get", "nodes")["items"]
+    if nodes is not None and len(items) != nodes:
+        problems.append(f"{len(items)} node(s) registered, {nodes} expected")
+    for n in items:
+        ready = next((c for c in n["status"].get("conditions", []) if c["type"] == "Ready"), {})
+        if ready.get("status") != "True":
+            problems.append(f"node {n['metadata']['name']} Ready={ready.get('status')} "
+                            f"({ready.get('reason', '')}: {ready.get('message', '')})")
+    for ns in ADDON_NAMESPACES:
+        for kind in ("daemonsets", "deployments"):
+            for w in kube.kubectl_json("get", kind, "-n", ns)["items"]:
+                st, name = w.get("status", {}), f"{ns}/{kind[:-1]}/{w['metadata']['name']}"
+                if kind == "daemonsets":
+                    want, have = st.get("desiredNumberScheduled", 0), st.get("numberReady", 0)
+                else:
+                    want, have = w["spec"].get("replicas", 1), st.get("readyReplicas", 0)
+                if have < want:
+                    problems.append(f"{name}: {have}/{want} ready")
+    return problems

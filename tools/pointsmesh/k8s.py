@@ -48,7 +48,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from . import ROOT
+from . import ROOT, charttools
 
 CHART = ROOT / "helm" / "points-mesh"
 CI_DOCKER = ROOT / "ci" / "docker"
@@ -849,7 +849,10 @@ def container_running(name: str) -> bool:
 
 
 def find_helm() -> str | None:
-    """helm on PATH, else the one ci/kind-airgap built (its cached env record), if any."""
+    """The helm `make setup` built (pointsmesh.charttools: its record, or $HELM), else helm on
+    PATH, else the one ci/kind-airgap built (its cached env record), if any."""
+    with contextlib.suppress(charttools.ChartToolMissing):
+        return str(charttools.helm())
     if found := shutil.which("helm"):
         return found
     cache = run(["bash", "-c", f'. "{KIND_AIRGAP}/lib.sh"; printf %s "$KA_CACHE"'],
