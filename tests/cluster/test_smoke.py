@@ -3,6 +3,9 @@ pods on different nodes reach each other, a Service answers by DNS name, Job log
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
 import time
 
 import pytest
@@ -80,6 +83,40 @@ def test_nodes_ready_and_control_plane_from_local_builds(cluster: Cluster) -> No
                    "-o", "cat"], timeout=60).stdout
         assert "Started containerd" in log or "containerd successfully booted" in log, name
         assert [line for line in log.splitlines() if "PullImage" in line] == [], name
+
+
+def test_nodes_can_return_with_their_address(cluster: Cluster) -> None:
+    """The nodes sit on a docker network whose IPv4 subnet is user-configured (cluster.sh makes
+    it before kind, which would leave the IPv4 subnet to Docker): each node's address there is
+    its InternalIP, and Docker accepts `network connect --ip` on it, which the node-fault tests
+    use to bring a crashed node back as a rebooted machine, with the address the API server
+    knows. Tried with a throwaway container that never starts."""
+    net = json.loads(run(["docker", "network", "inspect", "kind"], timeout=30).stdout)[0]
+    assert net["Labels"].get("io.points-mesh.kind-airgap.subnets") == "explicit", net["Labels"]
+    v4 = [ipaddress.ip_network(c["Subnet"]) for c in net["IPAM"]["Config"]
+          if ipaddress.ip_network(c["Subnet"]).version == 4]
+    assert len(v4) == 1, net["IPAM"]
+    for node in cluster.kubectl_json("get", "nodes")["items"]:
+        name = node["metadata"]["name"]
+        internal = next(a["address"] for a in node["status"]["addresses"]
+                        if a["type"] == "InternalIP")
+        on_net = run(["docker", "inspect", "-f",
+                      '{{(index .NetworkSettings.Networks "kind").IPAddress}}', name],
+                     timeout=30).stdout.strip()
+        assert on_net == internal and ipaddress.ip_address(on_net) in v4[0], (name, on_net)
+    spare = str(v4[0].broadcast_address - 2)   # kind hands out addresses from the bottom
+    box = f"smoke-net-{os.getpid()}"
+    run(["docker", "create", "--name", box, "--network", "none", cluster.node_image, "true"],
+        timeout=60)
+    try:
+        run(["docker", "network", "disconnect", "none", box], timeout=30)
+        run(["docker", "network", "connect", "--ip", spare, "kind", box], timeout=30)
+        got = run(["docker", "inspect", "-f",
+                   '{{(index .NetworkSettings.Networks "kind").IPAMConfig.IPv4Address}}', box],
+                  timeout=30).stdout.strip()
+        assert got == spare, got
+    finally:
+        run(["docker", "rm", "-f", box], timeout=60, check=False)
 
 
 def test_pods_on_different_nodes_reach_each_other(cluster: Cluster, namespace: str,
