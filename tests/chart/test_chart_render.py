@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections import Counter
 
 import kubernetes_validate
@@ -165,3 +166,22 @@ def test_replicated_servers_spread_over_schedulable_nodes() -> None:
         assert spread["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
     for dep in find(rendered("defaults"), "Deployment"):
         assert "topologySpreadConstraints" not in dep["spec"]["template"]["spec"]
+
+
+def test_db_name_is_the_database_the_schema_creates(value_set: ValueSet, objs: list[Obj]) -> None:
+    """Every server's DB_NAME is the database the chart's SQL creates (its own database) or
+    externalDatabase.name: never empty (a server given an empty name has no table)."""
+    values = value_set.values()
+    schema = (CHART / "files" / "sql" / "01-schema.sql").read_text()
+    created = re.search(r"CREATE DATABASE IF NOT EXISTS (\w+)", schema)
+    assert created, "files/sql/01-schema.sql creates no database"
+    want = created[1] if values["database"]["enabled"] else values["externalDatabase"]["name"]
+    seen = 0
+    for t in pod_templates(objs):
+        for _, c in t.containers():
+            env = {e["name"]: e.get("value") for e in c.get("env") or []}
+            if "DB_NAME" in env:
+                assert env["DB_NAME"] == want, (t.name, c["name"], env["DB_NAME"])
+                seen += 1
+    assert seen >= 2 * len(values["members"]), seen
+

@@ -223,7 +223,8 @@ def cluster_problems(kube: k8s.Kube, nodes: int | None = None) -> list[str]:
     if nodes is not None and len(items) != nodes:
         problems.append(f"{len(items)} node(s) registered, {nodes} expected")
     for n in items:
-        ready = next((c for c in n["status"].get("conditions", []) if c["type"] == "Ready"), {})
+        ready: dict[str, Any] = next(
+            (c for c in n["status"].get("conditions", []) if c["type"] == "Ready"), {})
         if ready.get("status") != "True":
             problems.append(f"node {n['metadata']['name']} Ready={ready.get('status')} "
                             f"({ready.get('reason', '')}: {ready.get('message', '')})")

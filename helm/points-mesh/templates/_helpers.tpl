@@ -105,8 +105,15 @@ imagePullSecrets:
 {{- if .Values.database.enabled }}{{ .Values.database.port }}{{ else }}{{ .Values.externalDatabase.port }}{{ end -}}
 {{- end -}}
 
+{{/* DB_NAME. The chart's own database is made by files/sql/01-schema.sql (a copy of sql/):
+the name is read from there, its one definition, so no value can disagree with it. */}}
 {{- define "points-mesh.database.name" -}}
-{{- if .Values.database.enabled }}{{ .Values.database.name }}{{ else }}{{ .Values.externalDatabase.name }}{{ end -}}
+{{- if .Values.database.enabled -}}
+{{- $create := regexFind "CREATE DATABASE IF NOT EXISTS [A-Za-z0-9_]+" (.Files.Get "files/sql/01-schema.sql") -}}
+{{- trimPrefix "CREATE DATABASE IF NOT EXISTS " $create | required "files/sql/01-schema.sql creates no database" -}}
+{{- else -}}
+{{- required "externalDatabase.name is required when database.enabled=false" .Values.externalDatabase.name -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "points-mesh.database.username" -}}
