@@ -62,21 +62,23 @@ def test_renders_the_expected_kinds(value_set: ValueSet, objs: list[Obj]) -> Non
     test_pods = [p for p in find(objs, "Pod") if hook(p) == "test"]
     assert len(test_pods) == (2 if values["tests"]["enabled"] else 0), \
         "the helm test pods (C and Python client) are missing (templates/tests/ in .helmignore?)"
-    # helm uninstall: a pre-delete namesake for every client Job and test pod (Helm deletes
-    # hook objects only through before-hook-creation).
-    cleanup = sorted((o["kind"], o["metadata"]["name"]) for o in objs if hook(o) == "pre-delete")
-    leftovers = sorted((o["kind"], o["metadata"]["name"]) for o in objs
-                       if hook(o) in ("test", "post-install,post-upgrade"))
-    assert cleanup == leftovers
+    # No pre-delete hook: a pod run on uninstall whose image cannot be pulled leaves the
+    # release stuck `uninstalling`.
+    assert [describe(o) for o in objs if "pre-delete" in hook(o)] == []
+    jobs = find(objs, "Job")
+    assert len(jobs) == (n if values["clients"]["enabled"] else 0)
+    want_hook = "post-install,post-upgrade,post-rollback" if values["clients"]["helmHooks"] else ""
+    assert {hook(j) for j in jobs} <= {want_hook}
     assert (kinds["NetworkPolicy"] > 0) == values["networkPolicy"]["enabled"]
     assert (kinds["PodDisruptionBudget"] == 2 * n) == (values["servers"]["replicas"] > 1)
 
 
-def test_names_are_unique(objs: list[Obj]) -> None:
-    """Within the release's plain objects and within each hook phase (the client Jobs and test
-    pods and their pre-delete cleanup namesakes share names on purpose: Helm replaces one by
-    the other)."""
-    seen = Counter((hook(o), o["kind"], o["metadata"]["name"]) for o in objs)
+def test_object_identities_are_unique(objs: list[Obj]) -> None:
+    """No two rendered objects share kind, namespace and name, hooks included: the output of
+    `helm template` can be applied as it is (kubectl apply, kustomize helmCharts, GitOps)."""
+    seen = Counter((o["apiVersion"].split("/")[0] if "/" in o["apiVersion"] else "",
+                    o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
+                   for o in objs)
     assert [k for k, n in seen.items() if n > 1] == []
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -494,19 +495,32 @@ def _job_again(space: Space, job: str, name: str) -> dict[str, Any]:
 
 
 def test_uninstall_leaves_no_workload_and_a_reinstall_finds_the_data(space: Space) -> None:
-    """helm uninstall: no Deployment, StatefulSet, Job, pod, Service, ConfigMap or policy of the
-    release is left. The data claim and the generated Secret stay on purpose
+    """helm uninstall runs no pod (no pre-delete hook: nothing that could hang) and leaves no
+    Deployment, StatefulSet, Service, ConfigMap or policy of the release. Helm never deletes
+    hook objects: the client Jobs and the helm test pods stay (until their TTL), and the
+    command NOTES prints deletes them. The data claim and the generated Secret stay on purpose
     (database.persistence.retainOnUninstall): a reinstall under the same name finds its data
     with the passwords it was initialised with."""
     before = space.rows()
     secret = space.get(f"secret/{DB}")["data"]
+    notes = space.helm("get", "notes", RELEASE)
+    pods_before = {p["metadata"]["name"] for p in space.get("pods")["items"]}
+    t0 = time.monotonic()
     space.helm("uninstall", RELEASE, "--wait", "--timeout", "3m")
+    MEASURE["helm uninstall --wait (s)"] = time.monotonic() - t0
     sel = f"{INSTANCE}={RELEASE}"
-    for kind in ("pods", "jobs"):
-        space.wait_gone(kind, sel, timeout=120)
-    left = space.get("deployments,statefulsets,jobs,services,configmaps,networkpolicies,"
+    assert {p["metadata"]["name"] for p in space.get("pods")["items"]} <= pods_before, \
+        "helm uninstall started a pod"
+    left = space.get("deployments,statefulsets,services,configmaps,networkpolicies,"
                      "poddisruptionbudgets", "-l", sel)["items"]
     assert not left, [f"{o['kind']}/{o['metadata']['name']}" for o in left]
+    assert sorted(j["metadata"]["name"] for j in space.get("jobs")["items"]) == sorted(ALL_JOBS)
+    # The delete NOTES gives, as printed: afterwards only the claim and the Secret are left.
+    (delete,) = [line.strip() for line in notes.splitlines()
+                 if line.strip().startswith(f"kubectl -n {space.ns} delete jobs,pods")]
+    space.kube.kubectl(*shlex.split(delete)[1:], timeout=120)
+    for kind in ("pods", "jobs"):
+        space.wait_gone(kind, sel, timeout=120)
     assert not space.get("jobs")["items"], "client Jobs left behind"
     kept = space.get("persistentvolumeclaims,secrets", "-l", sel)["items"]
     assert sorted(o["kind"] for o in kept) == ["PersistentVolumeClaim", "Secret"], kept

@@ -4,8 +4,8 @@ One of pointsmesh.render's targets (so `make render` writes it and the test suit
 drift): `helm template` of helm/points-mesh with its defaults, release name `points`, except
 that the database credentials come from the Secret that k8s/kustomization.yaml generates
 (database.existingSecret), so no password is rendered or committed. Then, for `kubectl apply`:
-  - the client Jobs lose their Helm hook annotations (they are plain Jobs here);
-  - Helm-only objects go: the pre-delete cleanup Jobs and the `helm test` pod;
+  - the client Jobs are plain Jobs (clients.helmHooks=false) and there is no `helm test` pod
+    (tests.enabled=false); any hook object left would fail the render;
   - `metadata.namespace` goes (kubectl's namespace, or the kustomization's, applies), and so do
     the labels that say Helm manages the objects.
 """
@@ -28,7 +28,6 @@ RELEASE = "points"
 # The Secret k8s/kustomization.yaml's secretGenerator makes (keys mysql-root-password and
 # mysql-password, from k8s/database.env).
 SECRET = "points-database"
-HELM_ONLY_HOOKS = {"pre-delete", "test", "test-success"}
 
 
 def helm_template(*args: str) -> list[dict[str, Any]]:
@@ -42,13 +41,12 @@ def helm_template(*args: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
 
 
-def plain(obj: dict[str, Any]) -> dict[str, Any] | None:
-    """OBJ as a plain manifest, or None for a Helm-only object."""
+def plain(obj: dict[str, Any]) -> dict[str, Any]:
+    """OBJ as a plain manifest (no Helm annotations or labels, no namespace)."""
     meta = obj.setdefault("metadata", {})
     annotations = meta.get("annotations") or {}
-    hooks = {h.strip() for h in annotations.get("helm.sh/hook", "").split(",") if h.strip()}
-    if hooks and hooks <= HELM_ONLY_HOOKS:
-        return None
+    if "helm.sh/hook" in annotations:
+        raise RuntimeError(f"a Helm hook in the plain manifests: {obj['kind']}/{meta.get('name')}")
     for key in [k for k in annotations if k.startswith("helm.sh/")]:
         del annotations[key]
     if not annotations:
@@ -74,8 +72,9 @@ _Dumper.add_representer(str, _str)
 
 
 def render_manifest() -> str:
-    objs = helm_template("--set", f"database.existingSecret={SECRET}")
-    out = [p for p in (plain(o) for o in objs) if p is not None]
+    objs = helm_template("--set", f"database.existingSecret={SECRET}",
+                         "--set", "clients.helmHooks=false", "--set", "tests.enabled=false")
+    out = [plain(o) for o in objs]
     head = (
         "# Generated from helm/points-mesh (its defaults, release `points`) by `make render`\n"
         "# (tools/pointsmesh/render_k8s.py). Do not edit: change the chart and re-render.\n"

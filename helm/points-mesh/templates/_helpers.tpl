@@ -148,14 +148,18 @@ true
 {{- end -}}
 
 {{/*
-A password that survives upgrades: the value already in the live Secret (lookup), else a new
+A password of the chart's database, base64: the value given (database.auth: the same on every
+render), else the one already in the live Secret (lookup, so it survives upgrades), else a new
 random one. Under `helm template` and --dry-run lookup returns nothing, so a new one is shown.
 Param: dict "root" $ "key" "mysql-password"
 */}}
 {{- define "points-mesh.database.password" -}}
+{{- $given := get .root.Values.database.auth (ternary "rootPassword" "password" (eq .key "mysql-root-password")) -}}
 {{- $name := include "points-mesh.database.secretName" .root -}}
 {{- $live := lookup "v1" "Secret" .root.Release.Namespace $name -}}
-{{- if and $live $live.data (hasKey $live.data .key) -}}
+{{- if $given -}}
+{{- $given | b64enc -}}
+{{- else if and $live $live.data (hasKey $live.data .key) -}}
 {{- index $live.data .key -}}
 {{- else -}}
 {{- randAlphaNum 24 | b64enc -}}
