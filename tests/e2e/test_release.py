@@ -45,15 +45,22 @@ ALL_JOBS = [f"client-{m.name}" for m in ROSTER]
 @pytest.fixture(scope="module")
 def space(kube: k8s.Kube, values: dict[str, Any],
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Space]:
-    """The release, installed with `helm install --wait` (which returns once the client Jobs,
-    post-install hooks, are done); removed with its namespace at the end."""
+    """The release, installed as a user who knows no flags does: `helm install`, no --wait,
+    Helm's default 5 min timeout. It returns once the client Jobs (post-install hooks, each
+    bounded under that timeout) are done, and prints their replies (hook-output-log-policy).
+    Removed with its namespace at the end."""
     sp = Space(kube, unique("e2e-points"))
     vfile = k8s.write_values(values, tmp_path_factory.mktemp("values") / "values.yaml")
     sp.values_file = str(vfile)
     kube.kubectl("create", "namespace", sp.ns)
     t0 = time.monotonic()
-    sp.helm("install", RELEASE, CHART, "-f", str(vfile), "--wait", "--timeout", "10m")
-    MEASURE["helm install --wait -> all client Jobs complete (s)"] = time.monotonic() - t0
+    out = sp.helm("install", RELEASE, CHART, "-f", str(vfile))
+    MEASURE["helm install (no --wait, default timeout) -> all client Jobs complete (s)"] = \
+        time.monotonic() - t0
+    for m in ROSTER:
+        assert reply_for(m.c_row).search(out) and reply_for(m.python_row).search(out), out[-3000:]
+    for s in SERVERS:
+        sp.wait_ready(f"deployment/{s.name}", timeout=180)
     try:
         yield sp
     finally:
@@ -263,6 +270,22 @@ def test_upgrade_keeps_data_and_credentials(space: Space) -> None:
     env = space.get(f"deployment/c-server-{MEMBER}")["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "LOG_LEVEL", "value": "debug"} in env["env"]
     _helm_test(space)
+
+
+def test_rollback_reruns_the_clients(space: Space) -> None:
+    """helm rollback to the first revision: the client Jobs (post-rollback hooks) run again and
+    print their rows, so `kubectl logs job/client-<member>` shows the rolled-back release, not
+    the run that prompted the rollback."""
+    jobs0 = {j: space.get(f"job/{j}")["metadata"]["uid"] for j in ALL_JOBS}
+    out = space.helm("rollback", RELEASE, "1", "--wait", "--timeout", "5m")
+    for m in ROSTER:
+        job = f"client-{m.name}"
+        assert space.get(f"job/{job}")["metadata"]["uid"] != jobs0[job], "Job not re-run"
+        logs = space.kube.job_logs(job, space.ns)
+        assert reply_for(m.c_row).search(logs) and reply_for(m.python_row).search(logs), logs
+    assert reply_for(ROSTER[0].c_row).search(out), out[-3000:]   # printed by helm itself
+    env = space.get(f"deployment/c-server-{MEMBER}")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "LOG_LEVEL", "value": "debug"} not in env["env"]
 
 
 def _roster_values(**change: Any) -> dict[str, Any]:

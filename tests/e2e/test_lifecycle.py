@@ -1,0 +1,136 @@
+"""The chart as users run it outside `helm install --wait`: rendered by `helm template` and
+applied again and again, as a GitOps controller syncs; removed while its images cannot be
+pulled."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from e2elib import DB, INSTANCE, MEASURE, RELEASE, ROSTER, SERVERS, Space, log, reply_for, unique
+
+from pointsmesh import k8s
+
+CHART = str(k8s.CHART)
+JOBS = [f"client-{m.name}" for m in ROSTER]
+
+
+def _render(sp: Space, values: dict[str, Any], path: Path) -> str:
+    """`helm template` as a GitOps tool runs it: no cluster access, so no `lookup`."""
+    vfile = k8s.write_values(values, path)
+    helm = k8s.find_helm()
+    assert helm
+    return k8s.run([helm, "template", RELEASE, CHART, "-n", sp.ns, "-f", str(vfile)],
+                   timeout=120).stdout
+
+
+def _apply(sp: Space, manifest: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return sp.kube.kubectl("-n", sp.ns, "apply", "-f", "-", input=manifest, check=check,
+                           timeout=180)
+
+
+def _restart_and_wait(sp: Space, selector: str, kind_name: str) -> float:
+    """Delete the pods of SELECTOR; seconds until KIND_NAME is ready again (its readiness
+    probe authenticates to the database with the password the pod now mounts)."""
+    t0 = time.monotonic()
+    sp.kubectl("delete", "pod", "-l", selector, "--wait=true", timeout=120)
+    sp.wait_ready(kind_name, timeout=180)
+    return time.monotonic() - t0
+
+
+def test_gitops_double_sync_changes_no_password(kube: k8s.Kube, values: dict[str, Any],
+                                                tmp_path: Path) -> None:
+    """Render and apply twice with the passwords given (database.auth, plain client Jobs): the
+    second apply changes nothing, and pods restarted after it (a server of each language, then
+    the database) authenticate and answer. A third render without the passwords (a sync that
+    lost them) is refused on the immutable Secret only: the passwords stay, and a server
+    restarted after it still authenticates."""
+    sp = Space(kube, unique("e2e-gitops"))
+    vals = k8s.merge_values(values, {
+        "database": {"auth": {"rootPassword": secrets.token_urlsafe(18),
+                              "password": secrets.token_urlsafe(18)}},
+        "clients": {"helmHooks": False}, "tests": {"enabled": False}})
+    kube.kubectl("create", "namespace", sp.ns)
+    try:
+        first = _render(sp, vals, tmp_path / "values.yaml")
+        assert "helm.sh/hook" not in first
+        t0 = time.monotonic()
+        _apply(sp, first)
+        kube.wait_jobs(JOBS, sp.ns, timeout=420)
+        MEASURE["gitops: first apply -> all client Jobs complete (s)"] = time.monotonic() - t0
+        for m in ROSTER:
+            logs = kube.job_logs(f"client-{m.name}", sp.ns)
+            assert reply_for(m.c_row).search(logs) and reply_for(m.python_row).search(logs), logs
+        secret = sp.get(f"secret/{DB}")["data"]
+
+        second = _render(sp, vals, tmp_path / "values-again.yaml")
+        assert second == first, "two renders with the same values differ"
+        out = _apply(sp, second).stdout
+        assert "configured" not in out, out   # nothing changed: every object "unchanged"
+        assert sp.get(f"secret/{DB}")["data"] == secret
+        server_c, server_py = SERVERS[0].name, SERVERS[1].name
+        MEASURE["gitops: server pods restarted after the second sync -> ready (s)"] = max(
+            _restart_and_wait(sp, f"points-mesh.io/server={name}", f"deployment/{name}")
+            for name in (server_c, server_py))
+        MEASURE["gitops: database pod restarted after the second sync -> ready (s)"] = \
+            _restart_and_wait(sp, "app.kubernetes.io/component=database", f"statefulset/{DB}")
+
+        lost = k8s.merge_values(vals, {"database": {"auth": {"rootPassword": "", "password": ""}}})
+        third = _render(sp, lost, tmp_path / "values-lost.yaml")
+        refused = _apply(sp, third, check=False)
+        assert refused.returncode != 0, refused.stdout
+        # kubectl applies the rest and names the one object refused: the Secret.
+        assert f'Secret "{DB}" is invalid' in refused.stderr, refused.stderr
+        assert "immutable" in refused.stderr, refused.stderr
+        assert sp.get(f"secret/{DB}")["data"] == secret
+        _restart_and_wait(sp, f"points-mesh.io/server={server_c}", f"deployment/{server_c}")
+        for s in SERVERS:
+            sp.wait_ready(f"deployment/{s.name}", timeout=180)
+        log("gitops: two syncs changed nothing; a sync without the passwords was refused")
+    finally:
+        kube.kubectl("delete", "namespace", sp.ns, "--wait=false", check=False)
+
+
+def test_uninstall_with_images_that_cannot_be_pulled(kube: k8s.Kube,
+                                                     values: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    """The most common first failure on a local cluster: the images are not there. The release
+    is installed anyway (no hooks, no wait: its pods sit in ErrImagePull), and `helm uninstall`
+    completes at once and starts no pod: nothing is left but the documented kept Secret."""
+    sp = Space(kube, unique("e2e-nopull"))
+    vals = k8s.merge_values(values, {"image": {"tag": "no-such-tag", "pullPolicy": "Never"}})
+    vfile = k8s.write_values(vals, tmp_path / "values.yaml")
+    kube.kubectl("create", "namespace", sp.ns)
+    try:
+        sp.helm("install", RELEASE, CHART, "-f", str(vfile), "--no-hooks")
+        deadline = time.monotonic() + 120
+        while True:   # a server pod that cannot start for want of its image
+            waiting = [c.get("state", {}).get("waiting", {}).get("reason")
+                       for p in sp.pods("points-mesh.io/server")
+                       for c in p["status"].get("containerStatuses", [])]
+            if any(r in ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff")
+                   for r in waiting):
+                break
+            assert time.monotonic() < deadline, waiting
+            time.sleep(2)
+        pods_before = {p["metadata"]["name"] for p in sp.get("pods")["items"]}
+        t0 = time.monotonic()
+        sp.helm("uninstall", RELEASE, "--wait", "--timeout", "2m")
+        MEASURE["helm uninstall, images not pullable (s)"] = time.monotonic() - t0
+        assert {p["metadata"]["name"] for p in sp.get("pods")["items"]} <= pods_before
+        sel = f"{INSTANCE}={RELEASE}"
+        sp.wait_gone("pods", sel, timeout=120)
+        left = sp.get("deployments,statefulsets,jobs,services,configmaps,networkpolicies,"
+                      "persistentvolumeclaims,secrets", "-l", sel)["items"]
+        kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in left)
+        # The database's claim stays too when its pod got as far as binding it.
+        assert [k for k in kinds if not k.startswith("PersistentVolumeClaim/")] == \
+            [f"Secret/{DB}"], kinds
+        status = sp.helm("status", RELEASE, check=False)
+        assert "not found" in status, status
+    finally:
+        kube.kubectl("delete", "namespace", sp.ns, "--wait=false", check=False)
+
