@@ -65,8 +65,8 @@ class ValueSet:
         return base
 
 
-# Every values file of ci/ and the arguments it needs. The ServiceMonitor template is emitted
-# only where the cluster serves the Prometheus Operator's API, so that set says it does.
+# Every values file of ci/ and the arguments it needs: the APIs of the custom resources a set
+# makes, so that `helm template` there is what an install on a cluster with them renders.
 CI_VALUE_FILES: dict[str, tuple[str, ...]] = {
     "replicas": (),
     "external-database": (),

@@ -86,7 +86,11 @@ def test_servers_get_the_key_pair_clients_and_tests_the_ca(value_set: str) -> No
     assert seen["server"] >= 6 and seen["client"] >= 6 and seen["test"] == 2, seen
 
 
-def test_cert_manager_when_its_api_is_served() -> None:
+def test_cert_manager_when_the_values_say_so() -> None:
+    # The value decides, not the cluster: cert-manager's API served alone changes nothing.
+    chart_made = render("--set", "tls.enabled=true", "--api-versions", CERT_MANAGER_API)
+    assert not find(chart_made, "Certificate")
+    assert [s for s in find(chart_made, "Secret") if s.get("type") == "kubernetes.io/tls"]
     objs = rendered("tls-cert-manager")
     certs = {o["metadata"]["name"]: o for o in find(objs, "Certificate")}
     issuers = {o["metadata"]["name"] for o in find(objs, "Issuer")}
@@ -98,7 +102,8 @@ def test_cert_manager_when_its_api_is_served() -> None:
     assert "c-server-azmeer" in server["spec"]["dnsNames"]
     assert not [s for s in find(objs, "Secret") if s.get("type") == "kubernetes.io/tls"]
     # An issuer of the user's: only the server Certificate, signed by it.
-    objs = render("--set", "tls.enabled=true", "--api-versions", CERT_MANAGER_API,
+    objs = render("--set", "tls.enabled=true", "--set", "tls.source=cert-manager",
+                  "--api-versions", CERT_MANAGER_API,
                   "--set", "tls.certManager.issuerRef.name=corp-ca",
                   "--set", "tls.certManager.issuerRef.kind=ClusterIssuer")
     assert not find(objs, "Issuer")

@@ -190,11 +190,7 @@ TLS (values tls.*): where the certificate comes from, resolved ("cert-manager", 
 */}}
 {{- define "points-mesh.tls.source" -}}
 {{- if .Values.tls.enabled -}}
-{{- if eq .Values.tls.source "auto" -}}
-{{- if .Capabilities.APIVersions.Has "cert-manager.io/v1" -}}cert-manager{{- else -}}chart{{- end -}}
-{{- else -}}
 {{- .Values.tls.source -}}
-{{- end -}}
 {{- end -}}
 {{- end -}}
 
