@@ -10,6 +10,7 @@ from collections import Counter
 
 import kubernetes_validate
 import pytest
+import yaml
 from chartlib import (
     CERT_MANAGER_API,
     CHART,
@@ -28,6 +29,7 @@ from chartlib import (
     render,
     rendered,
     selector_matches,
+    template_cmd,
 )
 
 # Kinds of custom resources: kubernetes-validate bundles the schemas of Kubernetes' own APIs
@@ -190,3 +192,32 @@ def test_db_name_is_the_database_the_schema_creates(value_set: ValueSet, objs: l
                 seen += 1
     assert seen >= 2 * len(values["members"]), seen
 
+
+
+def _images(objs: list[Obj]) -> set[str]:
+    return {c["image"] for t in pod_templates(objs) for _, c in t.containers()}
+
+
+def test_image_registry_and_digests_reach_every_image() -> None:
+    """global.imageRegistry (a parent chart's) replaces the registry of every image, the
+    database's too; a digest pins an image as <ref>:<tag>@<digest>."""
+    digest = "sha256:" + "ab" * 32
+    objs = render("--set", "global.imageRegistry=mirror.example.com:5000/team",
+                  "--set", "database.volumePermissions.enabled=true",
+                  "--set", f"image.digests.cServer={digest}",
+                  "--set", f"database.image.digest={digest}")
+    images = _images(objs)
+    app = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert images == {
+        f"mirror.example.com:5000/team/pointsmesh/c-server:{app}@{digest}",
+        f"mirror.example.com:5000/team/pointsmesh/python-server:{app}",
+        f"mirror.example.com:5000/team/pointsmesh/c-client:{app}",
+        f"mirror.example.com:5000/team/pointsmesh/python-client:{app}",
+        f"mirror.example.com:5000/team/mysql:8.4@{digest}",
+    }, images
+    own = _images(render("--set", "image.registry=r.example.com/",
+                         "--set", "database.image.registry=db.example.com/"))
+    assert "db.example.com/mysql:8.4" in own and all(
+        i.startswith(("r.example.com/pointsmesh/", "db.example.com/")) for i in own), own
+    refused = helm(*template_cmd("--set", "image.digests.cServer=sha256:short"), check=False)
+    assert refused.returncode != 0 and "digests" in refused.stderr, refused.stderr

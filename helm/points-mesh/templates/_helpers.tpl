@@ -73,10 +73,26 @@ points-mesh.io/member: {{ .server.member }}
 points-mesh.io/language: {{ .server.language }}
 {{- end -}}
 
-{{/* An image reference. Param: dict "root" $ "key" "cServer" */}}
+{{/* The registry prefix ("" or "host[:port][/path]/"): global.imageRegistry (a parent chart's,
+for every image) wins over REGISTRY. Param: dict "root" $ "registry" "..." */}}
+{{- define "points-mesh.registry" -}}
+{{- $global := dig "imageRegistry" "" (.root.Values.global | default dict) -}}
+{{- if $global -}}{{ trimSuffix "/" $global }}/{{- else -}}{{ .registry }}{{- end -}}
+{{- end -}}
+
+{{/* An image reference: registry, repository, tag, and the digest when one is given (then the
+runtime pulls exactly that). Param: dict "root" $ "key" "cServer" */}}
 {{- define "points-mesh.image" -}}
 {{- $img := .root.Values.image -}}
-{{- printf "%s%s:%s" $img.registry (index $img .key) (default .root.Chart.AppVersion $img.tag) -}}
+{{- $ref := printf "%s%s:%s" (include "points-mesh.registry" (dict "root" .root "registry" $img.registry)) (index $img .key) (default .root.Chart.AppVersion $img.tag) -}}
+{{- with index ($img.digests | default dict) .key }}{{ printf "%s@%s" $ref . }}{{ else }}{{ $ref }}{{ end -}}
+{{- end -}}
+
+{{/* The database's image, the same way (database.image.registry and .digest). */}}
+{{- define "points-mesh.database.image" -}}
+{{- $img := .Values.database.image -}}
+{{- $ref := printf "%s%s:%s" (include "points-mesh.registry" (dict "root" . "registry" ($img.registry | default ""))) $img.repository $img.tag -}}
+{{- with $img.digest }}{{ printf "%s@%s" $ref . }}{{ else }}{{ $ref }}{{ end -}}
 {{- end -}}
 
 {{- define "points-mesh.imagePullSecrets" -}}
