@@ -309,4 +309,14 @@ HEALTH_PORT (both listen in the same pod). Included by servers.yaml; renders not
 {{- $_ := set $ports (toString $p) true -}}
 {{- end -}}
 {{- end -}}
+{{- /* One release per namespace: the roster's Service names (c-server-<member>) are fixed, so a
+second release would fight the first over them. Said here, with both names, instead of Helm's
+"invalid ownership metadata" on the first object. (Under helm template lookup finds nothing.) */ -}}
+{{- range .Values.members -}}
+{{- $svc := lookup "v1" "Service" $.Release.Namespace (printf "c-server-%s" .name) -}}
+{{- $owner := dig "metadata" "annotations" "meta.helm.sh/release-name" "" $svc -}}
+{{- if and $owner (ne $owner $.Release.Name) -}}
+{{- fail (printf "namespace %s already holds release %q (Service c-server-%s is its): the chart runs one release per namespace, since its Service names are the roster's; install %q into another namespace" $.Release.Namespace $owner .name $.Release.Name) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
