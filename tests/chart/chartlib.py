@@ -77,6 +77,7 @@ CI_VALUE_FILES: dict[str, tuple[str, ...]] = {
     "volume-permissions": (),
     "tls": (),
     "tls-cert-manager": ("--api-versions", CERT_MANAGER_API),
+    "nodelocal-dns": (),
 }
 VALUE_SETS: tuple[ValueSet, ...] = (
     ValueSet("defaults"),

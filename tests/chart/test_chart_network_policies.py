@@ -28,6 +28,7 @@ from chartlib import (
     pod_endpoint,
     pod_templates,
     policy_types,
+    render,
     rendered,
     selector_matches,
     selects,
@@ -172,10 +173,45 @@ def test_no_egress_out_of_the_cluster(value_set: ValueSet, policies: list[Obj],
                                       pods: list[PodTemplate]) -> None:
     values: dict[str, Any] = value_set.values()
     external_port = None if values["database"]["enabled"] else values["externalDatabase"]["port"]
+    # An ipBlock DNS peer (NodeLocal DNSCache) is an address outside the pod network: port 53
+    # to it, and nothing else.
+    dns_out = any("ipBlock" in peer for peer in values["networkPolicy"]["dnsExtraTo"])
     for t in pods:
         for port in (80, 443, 3306, 53):
-            want = component(t) == "server" and port == external_port
+            want = (component(t) == "server" and port == external_port) or (
+                port == 53 and dns_out)
             assert allowed(policies, pod_endpoint(t), OUTSIDE, port) == want, (t.name, port)
+
+
+def test_nodelocal_dns_for_every_pod() -> None:
+    """With networkPolicy.dnsExtraTo, every pod of the release may query NodeLocal DNSCache's
+    link-local address (UDP and TCP 53) as well as CoreDNS."""
+    objs = rendered("nodelocal-dns")
+    policies = find(objs, "NetworkPolicy")
+    (dns,) = [p for p in policies if p["metadata"]["name"].endswith("-dns")]
+    peers = dns["spec"]["egress"][0]["to"]
+    assert {"ipBlock": {"cidr": "169.254.20.10/32"}} in peers and len(peers) == 2, peers
+    for t in pod_templates(objs):
+        for protocol in ("UDP", "TCP"):
+            assert allowed(policies, pod_endpoint(t), OUTSIDE, 53, protocol), t.name
+            assert allowed(policies, pod_endpoint(t), COREDNS, 53, protocol), t.name
+
+
+def test_extra_rules_add_to_every_pod() -> None:
+    """networkPolicy.extraIngress / extraEgress: one more policy over every pod of the release,
+    with exactly the rules given."""
+    objs = render("--set", "networkPolicy.extraEgress[0].ports[0].port=4317",
+                  "--set", "networkPolicy.extraIngress[0].ports[0].port=9999")
+    policies = find(objs, "NetworkPolicy")
+    (extra,) = [p for p in policies if p["metadata"]["name"].endswith("-extra")]
+    assert extra["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert extra["spec"]["egress"] == [{"ports": [{"port": 4317}]}]
+    for t in pod_templates(objs):
+        assert allowed(policies, pod_endpoint(t), OUTSIDE, 4317), t.name
+        assert not allowed(policies, pod_endpoint(t), OUTSIDE, 4318), t.name
+        assert allowed(policies, OTHER_APP, pod_endpoint(t), 9999), t.name
+    defaults = find(render(), "NetworkPolicy")
+    assert not [p for p in defaults if p["metadata"]["name"].endswith("-extra")]
 
 
 # ---------------------------------------------------------------- the evaluator itself
