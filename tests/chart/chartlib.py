@@ -78,6 +78,7 @@ CI_VALUE_FILES: dict[str, tuple[str, ...]] = {
     "tls": (),
     "tls-cert-manager": ("--api-versions", CERT_MANAGER_API),
     "nodelocal-dns": (),
+    "openshift": (),
 }
 VALUE_SETS: tuple[ValueSet, ...] = (
     ValueSet("defaults"),

@@ -133,3 +133,21 @@ def test_checker_catches_missing_probe_and_limit() -> None:
             target = target[part]
         del target[path[-1]]
         assert pod_problems(PodTemplate(t.owner, t.labels, spec)) != [], path
+
+
+def test_openshift_value_set_asks_for_no_fixed_ids() -> None:
+    """With the OpenShift-like value set no pod or container asks for a user, group or fsGroup
+    (the platform assigns them), and every container is still hardened (the test above runs
+    over that set too); by default every one of them names its user."""
+    def ids(objs: list[Obj]) -> list[str]:
+        found = []
+        for t in pod_templates(objs):
+            contexts = [t.spec.get("securityContext") or {}] + [
+                c.get("securityContext") or {} for _, c in t.containers()]
+            found += [f"{t.name}: {k}" for sc in contexts
+                      for k in ("runAsUser", "runAsGroup", "fsGroup") if k in sc]
+        return found
+
+    assert ids(rendered("openshift")) == []
+    defaults = rendered("defaults")
+    assert len(ids(defaults)) >= 3 * len(pod_templates(defaults))

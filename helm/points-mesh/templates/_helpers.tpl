@@ -184,20 +184,11 @@ Param: dict "root" $ "key" "mysql-password"
 
 {{/* Pod security context shared by the servers, clients and test pod. */}}
 {{- define "points-mesh.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-fsGroup: 10001
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.podSecurityContext -}}
 {{- end -}}
 
 {{- define "points-mesh.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-privileged: false
-capabilities:
-  drop: [ALL]
+{{- toYaml .Values.containerSecurityContext -}}
 {{- end -}}
 
 {{/*
