@@ -3,10 +3,11 @@
 # and Debian packages (Debian's archive). Cached: a second run with the same recipe is quick.
 #
 #   build-node-image.sh            build what is missing, print the node image name
-#   build-node-image.sh binaries   only the Go stage (kind, helm, Kubernetes, etcd, CoreDNS, pause,
+#   build-node-image.sh binaries   only the Go stage (kind, Kubernetes, etcd, CoreDNS, pause,
 #                                  kube-router, local-path-provisioner)
 #   build-node-image.sh env        print KIND=, HELM=, KUBECTL=, NODE_IMAGE= for the cached build
-#                                  (builds what is missing first)
+#                                  (builds what is missing first; helm comes from helm.sh, which
+#                                  is not part of this recipe)
 #   build-node-image.sh images     also list the images preloaded into the node
 #   build-node-image.sh prune      delete cached images and Go outputs the current recipe does not use
 #
@@ -56,13 +57,6 @@ mod_json() { (cd "$KA_CACHE/work" && go mod download -json "$1"); }
 
 go_kind() { # kind CLI: plain go install (its go.mod has no replace directives)
     GOBIN="$1" CGO_ENABLED=0 ka_nice go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kind@$KIND_VERSION"
-}
-
-go_helm() { # helm CLI with the version ldflags of helm's Makefile
-    local v=helm.sh/helm/v3/internal/version
-    GOBIN="$1" CGO_ENABLED=0 ka_nice go install -trimpath \
-        -ldflags "-s -w -X $v.version=$HELM_VERSION -X $v.gitTreeState=clean" \
-        "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
 go_pause() { # our own pause program (pause/)
@@ -143,7 +137,6 @@ go_local_path() { # rancher local-path-provisioner: module root is the main pack
 build_binaries() {
     ka_bin_stage pause go_pause "$(cd "$KA_DIR/pause" && cat go.mod main.go | sha256sum)"
     ka_bin_stage kind go_kind "$KIND_VERSION"
-    ka_bin_stage helm go_helm "$HELM_VERSION"
     ka_bin_stage coredns go_coredns "$COREDNS_VERSION"
     ka_bin_stage etcd go_etcd "$ETCD_VERSION"
     ka_bin_stage k8s go_k8s "$K8S_VERSION $K8S_GO_TOOLCHAIN"
@@ -324,9 +317,11 @@ build_all() {
         docker images --format '{{.Repository}}:{{.Tag}}' "$KA_IMAGE_REPO/kind-node" | grep -vx "$NODE_IMAGE" \
             | xargs -r docker rmi >/dev/null 2>&1 || true
     fi
+    local helm
+    helm=$("$KA_DIR/helm.sh" path) || ka_die "helm build failed"
     cat >"$KA_CACHE/env" <<EOF
 KIND=$BIN_kind/kind
-HELM=$BIN_helm/helm
+HELM=$helm
 KUBECTL=$BIN_k8s/kubectl
 NODE_IMAGE=$NODE_IMAGE
 K8S_VERSION=$K8S_VERSION
@@ -361,7 +356,7 @@ case "$cmd" in
             case "$keep" in *" $ref "*) ;; *) ka_log "removing $ref"; docker rmi "$ref" >/dev/null || true ;; esac
         done
         for d in "$KA_CACHE"/bin/*; do
-            case " $BIN_pause $BIN_kind $BIN_helm $BIN_coredns $BIN_etcd $BIN_k8s $BIN_kube_router $BIN_local_path " in
+            case " $BIN_pause $BIN_kind $BIN_coredns $BIN_etcd $BIN_k8s $BIN_kube_router $BIN_local_path $(dirname "$("$KA_DIR/helm.sh" path)") " in
                 *" $d "*) ;; *) ka_log "removing $d"; rm -rf "$d" ;;
             esac
         done

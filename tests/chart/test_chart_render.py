@@ -221,3 +221,15 @@ def test_image_registry_and_digests_reach_every_image() -> None:
         i.startswith(("r.example.com/pointsmesh/", "db.example.com/")) for i in own), own
     refused = helm(*template_cmd("--set", "image.digests.cServer=sha256:short"), check=False)
     assert refused.returncode != 0 and "digests" in refused.stderr, refused.stderr
+
+
+def test_kube_version_constraint() -> None:
+    """Chart.yaml refuses clusters older than 1.30 (the preStop sleep action) at once, with
+    Helm's own message, and takes this one and the default of a `helm template` (Helm's own
+    client version) without flags."""
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == ">=1.30.0-0"
+    assert helm("template", "x", str(CHART), "--kube-version", KUBE_VERSION).returncode == 0
+    assert helm("template", "x", str(CHART)).returncode == 0
+    old = helm("template", "x", str(CHART), "--kube-version", "1.29.9", check=False)
+    assert old.returncode != 0 and "kubeVersion" in old.stderr, old.stderr

@@ -1,8 +1,9 @@
-"""Where the chart tools are: helm and helm-unittest ("untt"), as `make setup` installed them.
+"""Where the chart tools are: helm, helm-unittest ("untt") and actionlint, as `make setup`
+installed them.
 
-tools/install-chart-tools.sh builds both (cached outside the checkout) and records their paths
-in <venv>/chart-tools.env. The environment variables HELM and HELM_UNITTEST override the record
-(e.g. to try another helm).
+tools/install-chart-tools.sh builds them (cached outside the checkout) and records their paths
+in <venv>/chart-tools.env. The environment variables HELM, HELM_UNITTEST and ACTIONLINT override
+the record (e.g. to try another helm).
 
     python -m pointsmesh.charttools      print the paths, or say what is missing
 """
@@ -62,7 +63,7 @@ def _tool(key: str, what: str) -> Path:
 
 
 def helm() -> Path:
-    """The helm binary (the build ci/kind-airgap uses)."""
+    """The helm binary (Helm 4: ci/kind-airgap/helm.sh's build, the cluster's too)."""
     return _tool("HELM", "helm")
 
 
@@ -71,9 +72,15 @@ def helm_unittest() -> Path:
     return _tool("HELM_UNITTEST", "helm-unittest (untt)")
 
 
+def actionlint() -> Path:
+    """actionlint, the checker of the GitHub workflows."""
+    return _tool("ACTIONLINT", "actionlint")
+
+
 def main() -> int:
     status = 0
-    for name, fn in (("HELM", helm), ("HELM_UNITTEST", helm_unittest)):
+    tools = (("HELM", helm), ("HELM_UNITTEST", helm_unittest), ("ACTIONLINT", actionlint))
+    for name, fn in tools:
         try:
             print(f"{name}={fn()}")
         except ChartToolMissing as e:

@@ -30,10 +30,20 @@ RELEASE = "points"
 SECRET = "points-database"
 
 
+def kube_version() -> str:
+    """The Kubernetes version the project's cluster runs (K8S_VERSION of
+    ci/kind-airgap/versions.env): the render does not depend on which helm made it."""
+    for line in (ROOT / "ci" / "kind-airgap" / "versions.env").read_text().splitlines():
+        if line.startswith("K8S_VERSION="):
+            return line.split("=", 1)[1].strip()
+    raise RuntimeError("no K8S_VERSION in ci/kind-airgap/versions.env")
+
+
 def helm_template(*args: str) -> list[dict[str, Any]]:
     """The objects `helm template RELEASE CHART ARGS...` renders (hooks included)."""
     proc = subprocess.run(
-        [str(charttools.helm()), "template", RELEASE, str(CHART), *args],
+        [str(charttools.helm()), "template", RELEASE, str(CHART), "--kube-version",
+         kube_version(), *args],
         capture_output=True, text=True, check=False, timeout=120,
     )
     if proc.returncode != 0:

@@ -14,7 +14,7 @@ from typing import Final, NamedTuple
 
 # The release (the repository's VERSION file); read here rather than from the installed package
 # metadata: importlib.metadata costs each process about 1 MB of memory.
-VERSION: Final = "1.0.0"
+VERSION: Final = "1.1.0"
 PROTOCOL_VERSION: Final = 1
 COMMAND: Final = "REQUEST_LATEST_POINTS"
 MAX_LINE_BYTES: Final = 1024
