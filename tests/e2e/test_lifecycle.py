@@ -1,21 +1,37 @@
 """The chart as users run it outside `helm install --wait`: rendered by `helm template` and
 applied again and again, as a GitOps controller syncs; removed while its images cannot be
-pulled."""
+pulled; run by Helm 3, upgraded from the release users already have."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from e2elib import DB, INSTANCE, MEASURE, RELEASE, ROSTER, SERVERS, Space, log, reply_for, unique
+import pytest
+from e2elib import (
+    DB,
+    INSTANCE,
+    INTERVAL,
+    MEASURE,
+    RELEASE,
+    ROSTER,
+    SERVERS,
+    Space,
+    log,
+    reply_for,
+    unique,
+)
 
-from pointsmesh import k8s
+from pointsmesh import ROOT, k8s
 
 CHART = str(k8s.CHART)
 JOBS = [f"client-{m.name}" for m in ROSTER]
+# The chart users already run: the first published, 1.0.0, as it was at this commit.
+PREVIOUS_RELEASE = ("1.0.0", "d0fe9d7")
 
 
 def _render(sp: Space, values: dict[str, Any], path: Path) -> str:
@@ -134,3 +150,82 @@ def test_uninstall_with_images_that_cannot_be_pulled(kube: k8s.Kube,
     finally:
         kube.kubectl("delete", "namespace", sp.ns, "--wait=false", check=False)
 
+
+
+def _previous_chart(dest: Path) -> Path:
+    """helm/points-mesh as released in PREVIOUS_RELEASE, out of git history."""
+    version, commit = PREVIOUS_RELEASE
+    try:
+        at = k8s.run(["git", "-C", str(ROOT), "show", f"{commit}:VERSION"], timeout=30).stdout
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "helm/points-mesh"],
+                                 capture_output=True, check=True, timeout=60).stdout
+    except (k8s.K8sError, subprocess.CalledProcessError) as exc:
+        pytest.fail(f"the previous release's chart ({version} at {commit}) is not in this "
+                    f"clone's history (a shallow clone?): {exc}")
+    assert at.strip() == version, f"{commit} is version {at.strip()}, not {version}"
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True, timeout=60)
+    return dest / "helm" / "points-mesh"
+
+
+def test_helm3_user_upgrades_from_the_previous_release(kube: k8s.Kube, values: dict[str, Any],
+                                                       tmp_path: Path) -> None:
+    """A Helm 3 user (the newest 3.x) who runs the previous release (chart 1.0.0) upgrades to
+    this one, as the README says: the data, the passwords and the client Jobs' output carry
+    over; then the whole lifecycle under Helm 3: `kubectl logs job/client-<member>`, a second
+    upgrade with --reuse-values, a rollback (which re-runs the clients), uninstall."""
+    helm3 = k8s.run(["bash", str(k8s.KIND_AIRGAP / "helm.sh"), "path", "3"],
+                    timeout=1800).stdout.strip()
+    kube3 = dataclasses.replace(kube, helm_bin=helm3)
+    assert "v3." in kube3.helm("version", "--short").stdout
+    sp = Space(kube3, unique("e2e-helm3"))
+    vfile = k8s.write_values(values, tmp_path / "values.yaml")
+    old_chart = _previous_chart(tmp_path / "previous")
+    kube.kubectl("create", "namespace", sp.ns)
+    try:
+        t0 = time.monotonic()
+        sp.helm("install", RELEASE, str(old_chart), "-f", str(vfile), "--wait", "--timeout", "10m")
+        MEASURE["helm 3: install of the previous release (s)"] = time.monotonic() - t0
+        secret = sp.get(f"secret/{DB}")["data"]
+        jobs0 = {j: sp.get(f"job/{j}")["metadata"]["uid"] for j in JOBS}
+        before = sp.rows()
+
+        t0 = time.monotonic()
+        out = sp.helm("upgrade", RELEASE, CHART, "-f", str(vfile), "--wait", "--timeout", "10m")
+        MEASURE["helm 3: upgrade from the previous release (s)"] = time.monotonic() - t0
+        assert sp.get(f"secret/{DB}")["data"] == secret, "the passwords changed on upgrade"
+        assert sp.get(f"secret/{DB}").get("immutable") is True
+        for m in ROSTER:
+            job = f"client-{m.name}"
+            assert sp.get(f"job/{job}")["metadata"]["uid"] != jobs0[job], "Job not re-run"
+            logs = kube.job_logs(job, sp.ns)
+            assert reply_for(m.c_row).search(logs) and reply_for(m.python_row).search(logs), logs
+            assert reply_for(m.c_row).search(out), out[-3000:]   # printed by helm 3 too
+        after = sp.rows()
+        assert all(after[s.row].points >= before[s.row].points for s in SERVERS), (before, after)
+        # No object of the previous release's uninstall cleanup is left.
+        assert not sp.get("jobs,pods", "-l", "app.kubernetes.io/component=uninstall-cleanup")[
+            "items"]
+
+        sp.helm("upgrade", RELEASE, CHART, "--reuse-values", "--set", "servers.logLevel=debug",
+                "--wait", "--timeout", "10m")
+        assert sp.get(f"secret/{DB}")["data"] == secret
+        jobs2 = {j: sp.get(f"job/{j}")["metadata"]["uid"] for j in JOBS}
+        sp.helm("rollback", RELEASE, "2", "--wait", "--timeout", "5m")
+        for m in ROSTER:
+            job = f"client-{m.name}"
+            assert sp.get(f"job/{job}")["metadata"]["uid"] != jobs2[job], "rollback ran no client"
+            logs = sp.kubectl("logs", f"job/{job}")
+            assert reply_for(m.c_row).search(logs), logs
+        time.sleep(INTERVAL)
+        final = sp.rows()
+        assert all(final[s.row].points >= after[s.row].points for s in SERVERS)
+        t0 = time.monotonic()
+        sp.helm("uninstall", RELEASE, "--wait", "--timeout", "3m")
+        MEASURE["helm 3: uninstall (s)"] = time.monotonic() - t0
+        left = sp.get("deployments,statefulsets,services,configmaps,networkpolicies", "-l",
+                      f"{INSTANCE}={RELEASE}")["items"]
+        assert not left, [f"{o['kind']}/{o['metadata']['name']}" for o in left]
+        log("helm 3: previous release -> this one, reuse-values upgrade, rollback, uninstall")
+    finally:
+        kube.kubectl("delete", "namespace", sp.ns, "--wait=false", check=False)
