@@ -128,13 +128,15 @@ cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$KA_CLUSTER"; }
 # The node containers kind made for this cluster, one per line.
 node_containers() { docker ps -a --filter "label=io.x-k8s.kind.cluster=$KA_CLUSTER" --format '{{.Names}}' | sort; }
 
-# The cluster has the requested shape, and every node container runs the current image.
+# The cluster has the requested shape, and every node container runs the current image with
+# this script's containerd settings (registry hosts: see the cluster config below).
 nodes_current() {
     local n names
     names=$(node_containers)
     [ "$(grep -c . <<<"$names")" -eq $(( WORKERS + 1 )) ] || return 1
     for n in $names; do
         [ "$(docker inspect -f '{{.State.Running}} {{.Config.Image}}' "$n" 2>/dev/null)" = "true $NODE_IMAGE" ] || return 1
+        docker exec "$n" grep -q 'config_path = "/etc/containerd/certs.d"' /etc/containerd/config.toml || return 1
     done
 }
 
@@ -262,6 +264,12 @@ networking:
   disableDefaultCNI: true
   # kube-proxy programs nftables directly: no iptables backend detection needed
   kubeProxyMode: nftables
+# Registry hosts from /etc/containerd/certs.d (none by default: nothing is pulled); registry.sh
+# adds one for a local OCI registry, as kind's local-registry recipe does.
+containerdConfigPatches:
+  - |-
+    [plugins."io.containerd.grpc.v1.cri".registry]
+      config_path = "/etc/containerd/certs.d"
 nodes:
   - role: control-plane
 EOF
@@ -290,6 +298,7 @@ EOF
 }
 
 cmd_down() {
+    "$KA_DIR/registry.sh" down >/dev/null 2>&1 || true
     load_env_cached
     if [ -n "${KIND:-}" ] && docker info >/dev/null 2>&1 && cluster_exists; then
         "$KIND" delete cluster --name "$KA_CLUSTER" >&2
