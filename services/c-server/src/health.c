@@ -41,13 +41,16 @@ char *health_respond(struct metrics *m, const char *head, size_t head_len, int64
 {
     static const char text[] = "text/plain; charset=utf-8";
     char method[16], path[256];
-    const char *sp1 = memchr(head, ' ', head_len);
+    /* Only the request line counts: "METHOD SP PATH [SP VERSION]" up to the first LF. Both
+     * spaces are looked for inside it, so a space on a later line (an attacker's "G\n x") can
+     * never be taken for the end of the method. */
     const char *eol = memchr(head, '\n', head_len);
     if (!eol)
         eol = head + head_len;
-    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+    const char *sp1 = memchr(head, ' ', (size_t)(eol - head));
     if (!sp1 || (size_t)(sp1 - head) >= sizeof method)
         return make_response(400, "Bad Request", text, "bad request\n", 12, 0, out_len);
+    const char *sp2 = memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1));
     if (!sp2)
         sp2 = eol;
     memcpy(method, head, (size_t)(sp1 - head));

@@ -53,6 +53,17 @@ void test_health(struct unit *u)
     r = get(&m, "garbage", &len);
     CHECK(u, starts(r, "HTTP/1.0 400 "));
     free(r);
+    /* A space only after the first line: no method on the request line (it used to be taken
+     * from the second line, and the path length went negative: a heap over-read). */
+    r = get(&m, "G\n x\n\n", &len);
+    CHECK(u, starts(r, "HTTP/1.0 400 "));
+    free(r);
+    r = get(&m, "GET\n/healthz x\r\n\r\n", &len);
+    CHECK(u, starts(r, "HTTP/1.0 400 "));
+    free(r);
+    r = get(&m, "GET /healthz\n x", &len); /* the path ends at the line's end */
+    CHECK(u, starts(r, "HTTP/1.0 200 "));
+    free(r);
     r = get(&m, "GET /healthz", &len); /* HTTP/0.9 style, no version */
     CHECK(u, starts(r, "HTTP/1.0 200 "));
     free(r);

@@ -89,6 +89,9 @@ def _make_handler(problem: Callable[[], str], ready: Callable[[], bool],
                   metrics: Callable[[], bytes]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"
+        # A request line without a version is answered with a status line too, as the C
+        # server does (http.server would take it for HTTP/0.9 and send a bare body).
+        default_request_version = "HTTP/1.0"
         server_version = "points-server"
         sys_version = ""
         timeout = 5  # a silent client cannot hold a handler thread
