@@ -187,6 +187,18 @@ def db_node(sp: Space) -> str:
     return str(sp.get(f"pod/{DB}-0")["spec"]["nodeName"])
 
 
+def lock_holders(sp: Space) -> dict[str, str]:
+    """Server name -> the node of its replica that holds the row's updater lock (metric
+    points_update_lock_held, read through the API server's pod proxy)."""
+    out = {}
+    for name, pods in server_pods(sp).items():
+        for p in pods:
+            if ready_pod(p) and sp.metrics(p["metadata"]["name"]).get(
+                    "points_update_lock_held") == 1:
+                out[name] = p["spec"]["nodeName"]
+    return out
+
+
 class RowSampler:
     """Reads the rows about once a second in the background: every increment is seen, so a
     doubled one (+2 between reads, or two stamps closer than the interval) and the longest gap
@@ -195,6 +207,7 @@ class RowSampler:
     def __init__(self, sp: Space) -> None:
         self.sp = sp
         self.samples: list[dict[str, Row]] = []
+        self.times: list[float] = []   # time.time() of each sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -202,7 +215,9 @@ class RowSampler:
         while not self._stop.is_set():
             # the database unreachable for a moment: the next read tells
             with contextlib.suppress(AssertionError, k8s.K8sError):
-                self.samples.append(self.sp.rows())
+                rows = self.sp.rows()
+                self.samples.append(rows)
+                self.times.append(time.time())
             self._stop.wait(1)
 
     def __enter__(self) -> RowSampler:
@@ -212,6 +227,18 @@ class RowSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=90)
+
+    def rose_after(self, row: str, t: float) -> float | None:
+        """Seconds from T to the first sample that shows ROW above its last value read before
+        T; None if no later sample does."""
+        before = [s[row].points for s, at in zip(self.samples, self.times, strict=True)
+                  if at <= t and row in s]
+        if not before:
+            return None
+        for rows, at in zip(self.samples, self.times, strict=True):
+            if at > t and row in rows and rows[row].points > before[-1]:
+                return at - t
+        return None
 
     def check(self, row: str) -> int:
         """Assert that no two increments came closer than the interval (less the DATETIME's
@@ -287,6 +314,25 @@ def test_worker_crash_leaves_every_member_answering(fleet: tuple[Space, Nodes], 
         assert time.monotonic() < deadline, f"probe never got a full round through: {lines}"
         time.sleep(1)
 
+    # The crashed node must hold at least one row's updater lock, or the takeover below proves
+    # nothing: when every holder runs elsewhere, one is moved onto it (its pod deleted: the
+    # lock is released and the replica on the victim takes it).
+    holders = lock_holders(sp)
+    if victim not in holders.values():
+        name = next(iter(holders))
+        pod = next(p["metadata"]["name"] for p in server_pods(sp)[name]
+                   if p["spec"]["nodeName"] == holders[name])
+        sp.kubectl("delete", "pod", pod, "--wait=true", timeout=120)
+        deadline = time.monotonic() + 60
+        while lock_holders(sp).get(name) != victim:
+            assert time.monotonic() < deadline, f"{name}'s lock did not move to {victim}"
+            time.sleep(1)
+        sp.wait_ready(f"deployment/{name}", timeout=180)
+        holders = lock_holders(sp)
+    lost = sorted(s.row for s in SERVERS if holders.get(s.name) == victim)
+    assert lost, holders
+    MEASURE["worker crash: row locks held by the crashed node"] = len(lost)
+
     with RowSampler(sp) as sampler:
         time.sleep(2 * INTERVAL)
         t_crash = time.time()
@@ -322,8 +368,16 @@ def test_worker_crash_leaves_every_member_answering(fleet: tuple[Space, Nodes], 
     failed = [(round(dt), s) for dt, s, r in after_crash if r != "ok"]
     gaps = {s.row: sampler.check(s.row) for s in SERVERS}
     # A holder that died with the node kept its lock until its session's idle timeout; then a
-    # replica took over at once (the row's stamp is overdue) and kept the schedule.
-    assert max(gaps.values()) <= LOCK_SESSION_TIMEOUT + INTERVAL + 3, gaps
+    # replica took over at once (the row's stamp is overdue) and kept the schedule. Every row
+    # rose again within that bound after the crash, the dead holders' rows included (a row
+    # that stopped rising shows no gap at all, so the gaps alone would not tell).
+    bound = LOCK_SESSION_TIMEOUT + INTERVAL + 3
+    assert max(gaps.values()) <= bound, gaps
+    rises = {s.row: sampler.rose_after(s.row, t_crash) for s in SERVERS}
+    slow = {row: r for row, r in rises.items() if r is None or r > bound}
+    assert not slow, f"rows not rising within {bound} s of the crash: {slow} (locks lost: {lost})"
+    MEASURE["worker crash: dead holders' rows rising again after (s)"] = max(
+        rises[row] or 0.0 for row in lost)
     MEASURE["worker crash: NotReady after (s)"] = not_ready_s
     MEASURE["worker crash: replicas rescheduled and ready after (s)"] = rescheduled_s
     MEASURE["worker crash: single attempts failed / made"] = f"{len(failed)} / {len(after_crash)}"
