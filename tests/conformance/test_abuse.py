@@ -49,7 +49,9 @@ def counter(metrics: dict[str, float], name: str, label: str, value: str) -> flo
 
 
 def accepted_at_least(server, n: int, timeout: float = 30.0) -> None:
-    wait_until(lambda: server.metrics().get("points_connections_total", 0) >= n, timeout)
+    accepted = wait_until(lambda: server.metrics().get("points_connections_total", 0) >= n,
+                          timeout)
+    assert accepted, f"the server accepted fewer than {n} connections in {timeout:g} s"
 
 
 def flooded(server, mode: str, refill: float = 0.0

@@ -11,7 +11,7 @@ import socket
 import time
 
 import pytest
-from testhelpers import SERVER_KINDS, reply_pattern, unique_row
+from testhelpers import reply_pattern, unique_row
 
 from pointsmesh.procs import exchange
 
@@ -274,6 +274,3 @@ def test_no_descriptor_leak_on_bad_input(make_server, protocol, kind):
         time.sleep(0.1)
     assert server.fd_count() <= baseline
 
-
-def test_kinds_cover_both_languages():
-    assert {"c", "python"} <= set(SERVER_KINDS)
