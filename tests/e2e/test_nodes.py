@@ -80,8 +80,9 @@ class Nodes:
         return time.monotonic() - t0
 
     def address(self, node: str) -> str:
-        return docker("inspect", "-f",
-                      f'{{{{(index .NetworkSettings.Networks "{KIND_NETWORK}").IPAddress}}}}', node)
+        """NODE's address on the kind network; "" while it is cut from it."""
+        return docker("inspect", "-f", f'{{{{with index .NetworkSettings.Networks '
+                      f'"{KIND_NETWORK}"}}}}{{{{.IPAddress}}}}{{{{end}}}}', node)
 
     def crash(self, node: str) -> None:
         ip = self.address(node)
