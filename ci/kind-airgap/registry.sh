@@ -73,7 +73,7 @@ cmd_up() {
     for node in $(nodes); do
         docker exec "$node" grep -q 'config_path = "/etc/containerd/certs.d"' /etc/containerd/config.toml \
             || ka_die "$node: containerd has no config_path for registry hosts (recreate the cluster: cluster.sh sets it)"
-        docker exec "$node" sh -c "mkdir -p '/etc/containerd/certs.d/localhost:$port' && cat > '/etc/containerd/certs.d/localhost:$port/hosts.toml'" <<EOF
+        docker exec -i "$node" sh -c "mkdir -p '/etc/containerd/certs.d/localhost:$port' && cat > '/etc/containerd/certs.d/localhost:$port/hosts.toml'" <<EOF
 server = "http://$ip:5000"
 
 [host."http://$ip:5000"]
