@@ -75,31 +75,34 @@ def test_install_from_an_oci_registry(registry: str, kube: k8s.Kube, images: k8s
         sp.helm("install", RELEASE, f"oci://{registry}/charts/points-mesh", "--version", version,
                 "--plain-http", "-f", str(vfile), "--wait", "--timeout", "10m")
         MEASURE["registry: helm install oci:// with pulled images (s)"] = time.monotonic() - t0
-        status = json.loads(sp.helm("status", RELEASE, "-o", "json"))
-        assert status["chart"]["metadata"]["version"] == version
+        meta = json.loads(sp.helm("get", "metadata", RELEASE, "-o", "json"))
+        assert (meta["chart"], meta["version"]) == ("points-mesh", version), meta
         for m in ROSTER:
             logs = kube.job_logs(f"client-{m.name}", sp.ns)
             assert reply_for(m.c_row).search(logs) and reply_for(m.python_row).search(logs), logs
 
-        # Every container of the release runs the registry's image, byte for byte (the digest
-        # the kubelet reports is the one pushed), and the node's containerd pulled it.
+        # Every container of the release names the registry's image; on its node, containerd
+        # pulled that reference (its log) and holds it with the manifest digest pushed, byte
+        # for byte. (The kubelet's imageID may name the same content by the tag `kind load`
+        # gave it earlier, so the node's own image store is asked.)
         seen: dict[str, set[str]] = {}
         for pod in sp.get("pods")["items"]:
-            for c in pod["status"].get("containerStatuses", []):
-                if not c["image"].startswith(f"{registry}/"):
-                    continue
-                name = c["image"].split("/")[-1].split(":")[0]
-                assert c["imageID"].endswith(digests[name]), (c["image"], c["imageID"])
-                seen.setdefault(name, set()).add(pod["spec"]["nodeName"])
+            for c in pod["spec"]["containers"]:
+                if c["image"].startswith(f"{registry}/"):
+                    name = c["image"].split("/")[-1].split(":")[0]
+                    seen.setdefault(name, set()).add(pod["spec"]["nodeName"])
         assert set(seen) == set(k8s.IMAGES), seen
         pulls = 0
         for name, nodes in seen.items():
+            ref = f"{registry}/{k8s.IMAGE_PREFIX}/{name}:{images.tag}"
             for node in nodes:
                 journal = k8s.run(["docker", "exec", node, "journalctl", "-u", "containerd",
                                    "--no-pager", "-o", "cat"], timeout=60).stdout
-                ref = f"{registry}/{k8s.IMAGE_PREFIX}/{name}:{images.tag}"
                 assert f'PullImage \\"{ref}\\"' in journal or f'PullImage "{ref}"' in journal, \
                     f"{node} never pulled {ref}"
+                held = k8s.run(["docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls",
+                                f"name=={ref}"], timeout=60).stdout.splitlines()[1:]
+                assert [line.split()[2] for line in held] == [digests[name]], (node, ref, held)
                 pulls += 1
         MEASURE["registry: image pulls by the nodes (checked in containerd's log)"] = pulls
         log(f"installed oci://{registry}/charts/points-mesh {version}; {pulls} pulls")

@@ -319,7 +319,7 @@ def test_bad_value_is_refused(space: Space, bad: dict[str, Any], message: str,
 
 
 def _revision(space: Space) -> int:
-    return int(json.loads(space.helm("status", RELEASE, "-o", "json"))["version"])
+    return int(json.loads(space.helm("get", "metadata", RELEASE, "-o", "json"))["revision"])
 
 
 # Each target is retried until it opens, within one 10 s deadline per probe pod: a policy
