@@ -39,6 +39,12 @@ def reply_for(row: str) -> re.Pattern[str]:
     return re.compile(reply_regex(PROTOCOL.reply_format, user=row).rstrip("\\\n") + "$", re.M)
 
 
+def printed_reply(row: str) -> re.Pattern[str]:
+    """A reply line of ROW as helm prints a hook's log: anywhere in its output (Helm 4 wraps
+    the log in a log record, newlines escaped; Helm 3 copies it as it is)."""
+    return re.compile(reply_regex(PROTOCOL.reply_format, user=row).rstrip("\\\n").lstrip("^"))
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 

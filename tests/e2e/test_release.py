@@ -30,6 +30,7 @@ from e2elib import (
     helm_test_pod_labels,
     log,
     pod_endpoint,
+    printed_reply,
     reply_for,
     unique,
 )
@@ -58,7 +59,8 @@ def space(kube: k8s.Kube, values: dict[str, Any],
     MEASURE["helm install (no --wait, default timeout) -> all client Jobs complete (s)"] = \
         time.monotonic() - t0
     for m in ROSTER:
-        assert reply_for(m.c_row).search(out) and reply_for(m.python_row).search(out), out[-3000:]
+        assert printed_reply(m.c_row).search(out) and printed_reply(m.python_row).search(out), \
+            out[-3000:]
     for s in SERVERS:
         sp.wait_ready(f"deployment/{s.name}", timeout=180)
     try:
@@ -290,7 +292,7 @@ def test_rollback_reruns_the_clients(space: Space) -> None:
         assert space.get(f"job/{job}")["metadata"]["uid"] != jobs0[job], "Job not re-run"
         logs = space.kube.job_logs(job, space.ns)
         assert reply_for(m.c_row).search(logs) and reply_for(m.python_row).search(logs), logs
-    assert reply_for(ROSTER[0].c_row).search(out), out[-3000:]   # printed by helm itself
+    assert printed_reply(ROSTER[0].c_row).search(out), out[-3000:]   # printed by helm itself
     env = space.get(f"deployment/c-server-{MEMBER}")["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "LOG_LEVEL", "value": "debug"} not in env["env"]
 
