@@ -129,7 +129,7 @@ cluster_exists() { "$KIND" get clusters 2>/dev/null | grep -qx "$KA_CLUSTER"; }
 node_containers() { docker ps -a --filter "label=io.x-k8s.kind.cluster=$KA_CLUSTER" --format '{{.Names}}' | sort; }
 
 # The cluster has the requested shape, and every node container runs the current image with
-# this script's containerd settings (registry hosts: see the cluster config below).
+# this script's containerd and kubelet settings (registry hosts, max pods: the config below).
 nodes_current() {
     local n names
     names=$(node_containers)
@@ -137,6 +137,7 @@ nodes_current() {
     for n in $names; do
         [ "$(docker inspect -f '{{.State.Running}} {{.Config.Image}}' "$n" 2>/dev/null)" = "true $NODE_IMAGE" ] || return 1
         docker exec "$n" grep -q 'config_path = "/etc/containerd/certs.d"' /etc/containerd/config.toml || return 1
+        docker exec "$n" grep -qx 'maxPods: 250' /var/lib/kubelet/config.yaml || return 1
     done
 }
 
@@ -270,6 +271,13 @@ containerdConfigPatches:
   - |-
     [plugins."io.containerd.grpc.v1.cri".registry]
       config_path = "/etc/containerd/certs.d"
+# Room for a class of 200 members on the two workers (400 server pods, the client Jobs' pods):
+# kubelet's default of 110 pods per node stops near 100 members. 250 stays within the /24 of
+# pod addresses each node gets.
+kubeadmConfigPatches:
+  - |
+    kind: KubeletConfiguration
+    maxPods: 250
 nodes:
   - role: control-plane
 EOF

@@ -127,10 +127,26 @@ def rendered(name: str) -> list[Obj]:
     return list(_rendered(name))
 
 
+class ListItem(dict[str, Any]):
+    """An object that came as an item of a `kind: List` document: Helm creates the items of a
+    List hook as one hook, under the List's annotations (templates/clients.yaml)."""
+
+    def __init__(self, obj: Obj, container: Obj) -> None:
+        super().__init__(obj)
+        self.container = container
+
+
 def parse(text: str) -> list[Obj]:
-    docs = [d for d in yaml.safe_load_all(text) if d]
-    for d in docs:
+    """The rendered objects, the items of a List in its place (as kubectl and Helm see them)."""
+    docs: list[Obj] = []
+    for d in yaml.safe_load_all(text):
+        if not d:
+            continue
         assert isinstance(d, dict) and "kind" in d and "metadata" in d, f"not an object: {d!r}"
+        if d["kind"] == "List":
+            docs += [ListItem(item, d) for item in d["items"]]
+        else:
+            docs.append(d)
     return docs
 
 
@@ -145,8 +161,18 @@ def one(objs: Sequence[Obj], kind: str, name: str) -> Obj:
     return found[0]
 
 
+def annotations_of(obj: Obj) -> dict[str, str]:
+    """The object's annotations; for a List's item, the List's helm.sh/ ones too (Helm runs the
+    List as one hook)."""
+    own = dict(obj["metadata"].get("annotations") or {})
+    if isinstance(obj, ListItem):
+        inherited = obj.container["metadata"].get("annotations") or {}
+        own |= {k: v for k, v in inherited.items() if k.startswith("helm.sh/")}
+    return own
+
+
 def hook(obj: Obj) -> str:
-    return str(obj["metadata"].get("annotations", {}).get("helm.sh/hook", ""))
+    return annotations_of(obj).get("helm.sh/hook", "")
 
 
 def describe(obj: Obj) -> str:

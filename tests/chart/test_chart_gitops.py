@@ -6,8 +6,21 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
-from chartlib import CHART, KUBE_VERSION, Obj, find, helm, hook, one, parse, render
+from chartlib import (
+    CHART,
+    KUBE_VERSION,
+    ListItem,
+    Obj,
+    annotations_of,
+    find,
+    helm,
+    hook,
+    one,
+    parse,
+    render,
+)
 
 AUTH = ("--set", "database.auth.rootPassword=root-pw", "--set", "database.auth.password=app-pw")
 
@@ -52,11 +65,22 @@ def test_plain_client_jobs_without_helm_hooks() -> None:
         assert "ttlSecondsAfterFinished" not in job["spec"]
 
 
-def test_hook_jobs_rerun_on_rollback_and_print_their_output() -> None:
-    for job in find(render(), "Job"):
-        ann = job["metadata"]["annotations"]
+@pytest.mark.parametrize("print_replies", [False, True])
+def test_hook_jobs_rerun_on_rollback(print_replies: bool) -> None:
+    """By default the Jobs are the items of one List hook (created and waited for together);
+    with clients.printReplies each is a hook of its own whose output Helm prints."""
+    objs = render("--set", f"clients.printReplies={str(print_replies).lower()}")
+    jobs = find(objs, "Job")
+    assert len(jobs) == 3
+    assert all(isinstance(j, ListItem) for j in jobs) is not print_replies
+    if not print_replies:
+        assert len({id(j.container) for j in jobs if isinstance(j, ListItem)}) == 1
+    for job in jobs:
+        ann = annotations_of(job)
         assert hook(job) == "post-install,post-upgrade,post-rollback"
-        assert ann["helm.sh/hook-output-log-policy"] == "hook-succeeded,hook-failed"
+        assert ("helm.sh/hook-output-log-policy" in ann) is print_replies
+        if print_replies:
+            assert ann["helm.sh/hook-output-log-policy"] == "hook-succeeded,hook-failed"
         assert ann["helm.sh/hook-delete-policy"] == "before-hook-creation"
         # Each Job's whole run fits in Helm's default --timeout (300 s).
         assert job["spec"]["activeDeadlineSeconds"] < 300

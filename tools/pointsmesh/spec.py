@@ -366,3 +366,19 @@ def servers(members: tuple[Member, ...]) -> list[Server]:
             Server(m.name, "python", m.python_server, m.python_client, m.python_row, m.python_port)
         )
     return out
+
+
+def class_roster(size: int, seed: tuple[Member, ...] | None = None) -> tuple[Member, ...]:
+    """A class of size members, for the scale tests and `make bench-k8s`: the roster's members,
+    then student004, student005, ... on the next ports, two per member."""
+    members = list(load_roster() if seed is None else seed)[:size]
+    port = max((p for m in members for p in (m.c_port, m.python_port)), default=5000) + 1
+    while len(members) < size:
+        members.append(Member(f"student{len(members) + 1:03d}", port, port + 1))
+        port += 2
+    return tuple(members)
+
+
+def chart_members(members: tuple[Member, ...]) -> list[dict[str, Any]]:
+    """The chart's `members` value for these members."""
+    return [{"name": m.name, "cPort": m.c_port, "pythonPort": m.python_port} for m in members]

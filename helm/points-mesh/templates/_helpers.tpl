@@ -279,10 +279,14 @@ INSERT INTO users (user, points, datetime_stamp) VALUES ('python_user-{{ .name }
 {{- end -}}
 
 {{/*
-Checks the schema cannot express: member names and ports unique, no server port equal to
-HEALTH_PORT (both listen in the same pod). Included by servers.yaml; renders nothing.
+Checks the schema cannot express: the database's connections enough for the roster, member
+names and ports unique, no server port equal to HEALTH_PORT (both listen in the same pod). Included by servers.yaml; renders nothing.
 */}}
 {{- define "points-mesh.validate" -}}
+{{- if .Values.database.enabled -}}
+{{- $_ := include "points-mesh.database.maxConnections" . -}}
+{{- end -}}
+{{- include "points-mesh.database.checkExternal" . -}}
 {{- $names := dict -}}
 {{- $ports := dict -}}
 {{- range .Values.members -}}
@@ -308,6 +312,69 @@ second release would fight the first over them. Said here, with both names, inst
 {{- $owner := dig "metadata" "annotations" "meta.helm.sh/release-name" "" $svc -}}
 {{- if and $owner (ne $owner $.Release.Name) -}}
 {{- fail (printf "namespace %s already holds release %q (Service c-server-%s is its): the chart runs one release per namespace, since its Service names are the roster's; install %q into another namespace" $.Release.Namespace $owner .name $.Release.Name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Database sessions the servers hold at most: two per server pod (its reader's and its updater's),
+two servers per member, servers.replicas pods each plus the one a rolling update adds
+(maxSurge 1; an upgrade rolls every Deployment at once).
+*/}}
+{{- define "points-mesh.database.serverSessions" -}}
+{{- mul 2 2 (len .Values.members) (add (int .Values.servers.replicas) 1) -}}
+{{- end -}}
+
+{{/*
+The chart's database's max_connections: database.maxConnections if set (refused when it cannot
+carry the servers' sessions plus database.extraConnections), else that sum, never below MySQL's
+own default of 151.
+*/}}
+{{- define "points-mesh.database.maxConnections" -}}
+{{- $db := .Values.database -}}
+{{- $servers := include "points-mesh.database.serverSessions" . | int -}}
+{{- $need := add $servers (int $db.extraConnections) -}}
+{{- if kindIs "invalid" $db.maxConnections -}}
+{{- max 151 $need -}}
+{{- else if lt (int $db.maxConnections) $need -}}
+{{- fail (printf "database.maxConnections %d is too small for %d members: their servers hold up to %d sessions (2 servers x 2 sessions x (servers.replicas %d + 1 during a rollout) per member), plus database.extraConnections %d = %d; leave it unset (computed) or raise it" (int $db.maxConnections) (len .Values.members) $servers (int .Values.servers.replicas) (int $db.extraConnections) $need) -}}
+{{- else -}}
+{{- $db.maxConnections -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The database container's resources: database.resources if set, else sized from max_connections:
+a 640 MiB request (MySQL 9.7 with default settings and 151 connections, measured) plus
+PER_CONNECTION_KI for every connection beyond 151, and a limit 384 MiB above it plus as much
+again per connection (the chart README's sizing table has the measurements).
+*/}}
+{{- define "points-mesh.database.resources" -}}
+{{- $db := .Values.database -}}
+{{- if $db.resources -}}
+{{- toYaml $db.resources -}}
+{{- else -}}
+{{- $perConnKi := 1024 -}}
+{{- $extra := sub (include "points-mesh.database.maxConnections" . | int) 151 -}}
+{{- $request := add 640 (div (mul $extra $perConnKi) 1024) -}}
+requests:
+  cpu: 100m
+  memory: {{ $request }}Mi
+limits:
+  memory: {{ add $request 384 (div (mul $extra $perConnKi) 1024) }}Mi
+{{- end -}}
+{{- end -}}
+
+{{/*
+With database.enabled=false and externalDatabase.maxConnections set: refused when the servers'
+sessions do not fit in it.
+*/}}
+{{- define "points-mesh.database.checkExternal" -}}
+{{- $max := .Values.externalDatabase.maxConnections -}}
+{{- if and (not .Values.database.enabled) (not (kindIs "invalid" $max)) -}}
+{{- $servers := include "points-mesh.database.serverSessions" . | int -}}
+{{- if lt (int $max) $servers -}}
+{{- fail (printf "externalDatabase.maxConnections %d is too small for %d members: their servers hold up to %d sessions (2 servers x 2 sessions x (servers.replicas %d + 1 during a rollout) per member); raise the database's max_connections (or the account's MAX_USER_CONNECTIONS) and this value, or install fewer members per release" (int $max) (len .Values.members) $servers (int .Values.servers.replicas)) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
