@@ -86,11 +86,7 @@ class Space:
 
     def sql(self, query: str, sts: str = DB) -> list[list[str]]:
         """Rows of QUERY, run as root inside the database pod (tab-separated, no header)."""
-        script = ('MYSQL_PWD=$(cat /run/secrets/db/mysql-root-password) '
-                  'exec "$(command -v mysql || command -v mariadb)" -uroot -N -B -e "$0"')
-        out = self.kubectl("exec", f"statefulset/{sts}", "-c", "database", "--",
-                           "sh", "-c", script, query, timeout=60)
-        return [line.split("\t") for line in out.splitlines() if line.strip()]
+        return self.kube.database_sql(self.ns, sts, query)
 
     def rows(self, sts: str = DB) -> dict[str, Row]:
         return {

@@ -35,7 +35,7 @@ from e2elib import (
     unique,
 )
 
-from pointsmesh import k8s, netpol
+from pointsmesh import k8s, netpol, spec
 
 CHART = str(k8s.CHART)
 FLOOD_PY = k8s.ROOT / "tools/pointsmesh/flood.py"
@@ -47,9 +47,8 @@ ALL_JOBS = [f"client-{m.name}" for m in ROSTER]
 def space(kube: k8s.Kube, values: dict[str, Any],
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Space]:
     """The release, installed as a user who knows no flags does: `helm install`, no --wait,
-    Helm's default 5 min timeout. It returns once the client Jobs (post-install hooks, each
-    bounded under that timeout) are done, and prints their replies (hook-output-log-policy).
-    Removed with its namespace at the end."""
+    Helm's default 5 min timeout. It returns once the client Jobs (one post-install hook,
+    bounded under that timeout) are done. Removed with its namespace at the end."""
     sp = Space(kube, unique("e2e-points"))
     vfile = k8s.write_values(values, tmp_path_factory.mktemp("values") / "values.yaml")
     sp.values_file = str(vfile)
@@ -58,9 +57,10 @@ def space(kube: k8s.Kube, values: dict[str, Any],
     out = sp.helm("install", RELEASE, CHART, "-f", str(vfile))
     MEASURE["helm install (no --wait, default timeout) -> all client Jobs complete (s)"] = \
         time.monotonic() - t0
-    for m in ROSTER:
-        assert printed_reply(m.c_row).search(out) and printed_reply(m.python_row).search(out), \
-            out[-3000:]
+    assert "STATUS: deployed" in out, out[-3000:]
+    jobs = sp.get("jobs")["items"]
+    assert sorted(j["metadata"]["name"] for j in jobs) == sorted(ALL_JOBS)
+    assert all(j["status"].get("succeeded") == 1 for j in jobs), [j["status"] for j in jobs]
     for s in SERVERS:
         sp.wait_ready(f"deployment/{s.name}", timeout=180)
     try:
@@ -259,11 +259,17 @@ def test_two_replicas_one_increment_per_interval_both_answer(space: Space,
 
 def test_upgrade_keeps_data_and_credentials(space: Space) -> None:
     """helm upgrade with changed values: the generated Secret is read back (same passwords),
-    the data stays, the client Jobs are re-run and print valid replies."""
+    the data stays, the client Jobs are re-run (one hook each now) and print valid replies,
+    which helm prints too."""
     secret0 = space.get(f"secret/{DB}")["data"]
     jobs0 = {j: space.get(f"job/{j}")["metadata"]["uid"] for j in ALL_JOBS}
     before = space.rows()
-    _upgrade(space, "servers.replicas=1", "servers.logLevel=debug")
+    # With clients.printReplies: one hook per member, each reply printed by helm itself.
+    out = _upgrade(space, "servers.replicas=1", "servers.logLevel=debug",
+                   "clients.printReplies=true")
+    for m in ROSTER:
+        assert printed_reply(m.c_row).search(out) and printed_reply(m.python_row).search(out), \
+            out[-3000:]
     secret1 = space.get(f"secret/{DB}")["data"]
     assert secret1 == secret0, "the generated passwords changed on upgrade"
     assert base64.b64decode(secret1["mysql-password"])
@@ -286,19 +292,18 @@ def test_rollback_reruns_the_clients(space: Space) -> None:
     print their rows, so `kubectl logs job/client-<member>` shows the rolled-back release, not
     the run that prompted the rollback."""
     jobs0 = {j: space.get(f"job/{j}")["metadata"]["uid"] for j in ALL_JOBS}
-    out = space.helm("rollback", RELEASE, "1", "--wait", "--timeout", "5m")
+    space.helm("rollback", RELEASE, "1", "--wait", "--timeout", "5m")
     for m in ROSTER:
         job = f"client-{m.name}"
         assert space.get(f"job/{job}")["metadata"]["uid"] != jobs0[job], "Job not re-run"
         logs = space.kube.job_logs(job, space.ns)
         assert reply_for(m.c_row).search(logs) and reply_for(m.python_row).search(logs), logs
-    assert printed_reply(ROSTER[0].c_row).search(out), out[-3000:]   # printed by helm itself
     env = space.get(f"deployment/c-server-{MEMBER}")["spec"]["template"]["spec"]["containers"][0]
     assert {"name": "LOG_LEVEL", "value": "debug"} not in env["env"]
 
 
 def _roster_values(**change: Any) -> dict[str, Any]:
-    members = [{"name": m.name, "cPort": m.c_port, "pythonPort": m.python_port} for m in ROSTER]
+    members = spec.chart_members(ROSTER)
     members[1].update(change)
     return {"members": members}
 
@@ -425,37 +430,26 @@ def test_pod_memory_within_requests_and_limits(space: Space, kube: k8s.Kube) -> 
     """Each pod's working set (kubelet stats) after the run, against its request and limit."""
     pods = {p["metadata"]["name"]: p for p in space.pods(f"{INSTANCE}={RELEASE}")}
     table = []
-    for node in kube.kubectl_json("get", "nodes")["items"]:
-        name = node["metadata"]["name"]
-        stats = _stats(kube, name)
-        for pod in stats.get("pods", []):
-            ref = pod["podRef"]
-            if ref["namespace"] != space.ns or ref["name"] not in pods:
-                continue
-            spec = {c["name"]: c for c in pods[ref["name"]]["spec"]["containers"]}
-            for c in pod.get("containers", []):
-                ws = c.get("memory", {}).get("workingSetBytes")
-                res = spec.get(c["name"], {}).get("resources", {})
-                if ws is None or not res:
-                    continue
-                req = _bytes(res["requests"]["memory"])
-                lim = _bytes(res["limits"]["memory"])
-                table.append(f"{ref['name']:<40} {c['name']:<9} {ws / 2**20:6.1f} MiB "
-                             f"(request {req / 2**20:.0f}, limit {lim / 2**20:.0f})")
-                assert ws < lim, table[-1]
-                # The servers' requests are their measured use (the chart's claim): a server
-                # above its request is mis-sized. The database's buffers grow with use and
-                # its request is a floor, so it is held to its limit alone.
-                if c["name"] == "server":
-                    assert ws <= req, table[-1]
+    for use in kube.container_usage(space.ns):
+        if use.pod not in pods:
+            continue
+        spec = {c["name"]: c for c in pods[use.pod]["spec"]["containers"]}
+        res = spec.get(use.container, {}).get("resources", {})
+        if not res:
+            continue
+        ws = use.working_set
+        req = _bytes(res["requests"]["memory"])
+        lim = _bytes(res["limits"]["memory"])
+        table.append(f"{use.pod:<40} {use.container:<9} {ws / 2**20:6.1f} MiB "
+                     f"(request {req / 2**20:.0f}, limit {lim / 2**20:.0f})")
+        assert ws < lim, table[-1]
+        # The servers' requests are their measured use (the chart's claim): a server above
+        # its request is mis-sized. The database's buffers grow with use and its request is
+        # a floor, so it is held to its limit alone.
+        if use.container == "server":
+            assert ws <= req, table[-1]
     assert table, "no pod statistics from the kubelet"
     MEASURE["pod memory (working set) after the e2e run"] = sorted(table)
-
-
-def _stats(kube: k8s.Kube, node: str) -> dict[str, Any]:
-    out = kube.kubectl("get", "--raw", f"/api/v1/nodes/{node}/proxy/stats/summary").stdout
-    data: dict[str, Any] = json.loads(out)
-    return data
 
 
 def _bytes(q: str) -> float:

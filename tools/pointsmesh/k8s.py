@@ -710,6 +710,37 @@ class Kube:
             out[name] = (status.get("startTime", ""), status.get("completionTime", ""))
         return out
 
+    # -- the chart's database and the kubelet's statistics
+
+    def database_sql(self, namespace: str, statefulset: str, query: str) -> list[list[str]]:
+        """Rows of QUERY, run as root inside the chart's database pod (tab-separated, no
+        header; the password read from the pod's own Secret mount)."""
+        script = ('MYSQL_PWD=$(cat /run/secrets/db/mysql-root-password) '
+                  'exec "$(command -v mysql || command -v mariadb)" -uroot -N -B -e "$0"')
+        out = self.kubectl("-n", namespace, "exec", f"statefulset/{statefulset}", "-c",
+                           "database", "--", "sh", "-c", script, query, timeout=60).stdout
+        return [line.split("\t") for line in out.splitlines() if line.strip()]
+
+    def container_usage(self, namespace: str) -> list[ContainerUsage]:
+        """Each running container of the namespace's pods: working set and CPU, from every
+        node's kubelet summary (through the API server)."""
+        out = []
+        for node in self.kubectl_json("get", "nodes")["items"]:
+            name = node["metadata"]["name"]
+            raw = self.kubectl("get", "--raw", f"/api/v1/nodes/{name}/proxy/stats/summary",
+                               timeout=60).stdout
+            for pod in json.loads(raw).get("pods", []):
+                ref = pod["podRef"]
+                if ref["namespace"] != namespace:
+                    continue
+                for c in pod.get("containers", []):
+                    ws = c.get("memory", {}).get("workingSetBytes")
+                    if ws is None:
+                        continue
+                    cpu = c.get("cpu", {}).get("usageNanoCores") or 0
+                    out.append(ContainerUsage(ref["name"], c["name"], name, ws, cpu))
+        return out
+
     # -- storage
 
     def default_storage_provisioner(self) -> str | None:
@@ -717,6 +748,15 @@ class Kube:
         if proc.returncode != 0:
             return None
         return default_provisioner(json.loads(proc.stdout))
+
+
+@dataclass(frozen=True)
+class ContainerUsage:
+    pod: str
+    container: str
+    node: str
+    working_set: int  # bytes
+    cpu_nanocores: int
 
 
 def summarize_pods(pod_list: Mapping[str, Any], limit: int = 6) -> str:
