@@ -8,7 +8,7 @@ PYTHON ?= $(VENV)/bin/python
 PYTEST ?= $(PYTHON) -m pytest
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: help setup build render check-render lint test test-mysql test-c-units demo bench bench-abuse certs \
+.PHONY: help setup build render check-render lint test test-mysql test-c-units demo bench bench-abuse bench-k8s certs \
         test-containers cluster cluster-delete test-cluster test-e2e k8s-demo ci clean
 
 help:
@@ -18,6 +18,7 @@ help:
 	@echo "make test-mysql       conformance + integration against Oracle MySQL (root once: install)"
 	@echo "make bench            load-test each server against a no-database reference"
 	@echo "make bench-abuse      each server under connection floods from one address (127.0.0.2)"
+	@echo "make bench-k8s        one release of 40, 100 and 200 members on the local cluster, measured"
 	@echo "make render           re-render files derived from protocol.toml and roster.yaml"
 	@echo "make certs            a local CA and TLS certificates for the roster (out/tls)"
 	@echo "make test-containers  images + docker compose (needs a Docker engine)"
@@ -55,11 +56,13 @@ test: build lint
 	POINTS_MESH_TLS=1 $(PYTEST) tests/conformance
 
 # The conformance and integration suites against Oracle MySQL instead of MariaDB: the dev
-# database's MySQL flavour (pointsmesh.devdb). tools/install-mysql.sh builds MySQL's Debian root
+# database's MySQL flavour (pointsmesh.devdb), with the C, ASan and Python builds (TSan's
+# races do not depend on the database: `make test` runs it). tools/install-mysql.sh builds MySQL's Debian root
 # once (as root; cached outside the checkout), then only checks it.
 test-mysql: build
 	tools/install-mysql.sh $(VENV)
-	POINTS_MESH_DB_FLAVOUR=mysql $(PYTEST) tests/conformance tests/integration
+	POINTS_MESH_DB_FLAVOUR=mysql POINTS_MESH_SERVER_KINDS="c c-asan python" \
+		$(PYTEST) tests/conformance tests/integration
 
 demo: build
 	$(PYTHON) -m pointsmesh.demo
@@ -78,6 +81,12 @@ bench: build
 # 10; `python -m pointsbench.abuse --help`).
 bench-abuse: build
 	$(PYTHON) -m pointsbench.abuse $(BENCH_ARGS)
+
+# A class-sized roster on the cluster (`python -m pointsbench.k8s_scale --help`); e.g.
+# BENCH_ARGS="--sizes 40".
+bench-k8s:
+	ci/docker/start-dockerd.sh
+	$(PYTHON) -m pointsbench.k8s_scale $(BENCH_ARGS)
 
 test-containers:
 	ci/docker/start-dockerd.sh
