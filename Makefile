@@ -8,17 +8,18 @@ PYTHON ?= $(VENV)/bin/python
 PYTEST ?= $(PYTHON) -m pytest
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: help setup build render check-render lint test test-mysql test-c-units demo bench bench-abuse bench-k8s certs \
+.PHONY: help setup build render check-render lint test test-mysql test-c-units demo bench bench-abuse bench-k8s fuzz certs \
         test-containers cluster cluster-delete test-cluster test-e2e k8s-demo ci clean
 
 help:
 	@echo "make setup            install prerequisites (apt-get when root), .venv, build C"
 	@echo "make demo             private database + all six servers + all six clients"
-	@echo "make test             lint, render drift check, unit, chart, conformance (plain, TLS), integration"
+	@echo "make test             lint, render drift check, unit, chart, conformance (plain, TLS), integration, fuzz (10 s each)"
 	@echo "make test-mysql       conformance + integration against Oracle MySQL (root once: install)"
 	@echo "make bench            load-test each server against a no-database reference"
 	@echo "make bench-abuse      each server under connection floods from one address (127.0.0.2)"
 	@echo "make bench-k8s        one release of 40, 100 and 200 members on the local cluster, measured"
+	@echo "make fuzz             every fuzz target for FUZZ_SECONDS (120) each; grows fuzz/corpus"
 	@echo "make render           re-render files derived from protocol.toml and roster.yaml"
 	@echo "make certs            a local CA and TLS certificates for the roster (out/tls)"
 	@echo "make test-containers  images + docker compose (needs a Docker engine)"
@@ -54,6 +55,15 @@ UNIT_TESTS = tests/unit services/c-server/tests services/py-server/tests clients
 test: build lint
 	$(PYTEST) $(UNIT_TESTS) tests/chart tests/conformance tests/integration
 	POINTS_MESH_TLS=1 $(PYTEST) tests/conformance
+	$(PYTHON) -m pointsmesh.fuzz --seconds $(FUZZ_CI_SECONDS)
+
+# Every fuzz target (fuzz/: libFuzzer for C, atheris for Python) over its regression inputs, then
+# fuzzing: FUZZ_CI_SECONDS each in `make test`, FUZZ_SECONDS each here, whose new corpus inputs
+# are added to fuzz/corpus/ (commit them).
+FUZZ_CI_SECONDS ?= 10
+FUZZ_SECONDS ?= 120
+fuzz: build
+	$(PYTHON) -m pointsmesh.fuzz --seconds $(FUZZ_SECONDS) --merge
 
 # The conformance and integration suites against Oracle MySQL instead of MariaDB: the dev
 # database's MySQL flavour (pointsmesh.devdb), with the C, ASan and Python builds (TSan's
@@ -119,3 +129,4 @@ ci: setup test test-containers test-cluster test-e2e
 clean:
 	$(MAKE) -C services/c-server clean
 	$(MAKE) -C clients/c-client clean
+	$(MAKE) -C fuzz clean

