@@ -12,7 +12,7 @@ import time
 import pytest
 from testhelpers import reply_pattern, unique_row
 
-from pointsmesh import project_version
+from pointsmesh import ROOT, project_version
 from pointsmesh.procs import PORT_TAKEN, REQUEST, ServerProc, base_env, server_command
 
 pytestmark = pytest.mark.timeout(120)
@@ -55,6 +55,35 @@ def test_health_port_bad_request_lines(make_server, kind):
         status = reply.split(b"\r\n", 1)[0].split(b" ")
         assert status[0].startswith(b"HTTP/1.") and status[1] == b"400", (raw, reply)
         assert server.http("/healthz")[0] == 200, raw
+
+
+def _health_exchange(port: int, raw: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := s.recv(4096):
+            reply += chunk
+    return reply
+
+
+HEALTH_REGRESSIONS = sorted({p.read_bytes() for d in ("health", "py-health")
+                             for p in (ROOT / "fuzz" / "regressions" / d).iterdir()})
+
+
+def test_health_port_answers_the_fuzzers_findings_with_a_status_line(make_server, kind):
+    """Every input the fuzzers once broke a health parser with (fuzz/regressions/) gets an
+    HTTP/1.x status line from every server, which stays up; an HTTP/0.9 request line too (the
+    Python server once sent it a bare body)."""
+    server = make_server(kind, unique_row(f"ops-health-fuzz-{kind}"))
+    assert HEALTH_REGRESSIONS
+    for raw in [*HEALTH_REGRESSIONS, b"GET /healthz HTTP/0.9\r\n\r\n"]:
+        reply = _health_exchange(server.health_port, raw)
+        status = reply.split(b"\r\n", 1)[0].split(b" ")
+        assert status[0] in (b"HTTP/1.0", b"HTTP/1.1") and status[1].isdigit(), (raw, reply)
+        assert server.http("/healthz")[0] == 200, raw
+    ok = _health_exchange(server.health_port, b"GET /healthz HTTP/0.9\r\n\r\n")
+    assert ok.startswith(b"HTTP/1.0 200 ") and ok.endswith(b"\r\n\r\nok\n"), ok
 
 
 def test_metrics_names_types_and_labels(make_server, protocol, kind):

@@ -95,6 +95,18 @@ def _make_handler(problem: Callable[[], str], ready: Callable[[], bool],
         server_version = "points-server"
         sys_version = ""
         timeout = 5  # a silent client cannot hold a handler thread
+        # http.server's own errors (a malformed request line, headers) in plain text, like
+        # the C server's, not its HTML page.
+        error_content_type = TEXT
+        error_message_format = "%(message)s\n"
+
+        def send_response_only(self, code: int, message: str | None = None) -> None:
+            # A request line that names HTTP/0.9 (or that http.server splits at a Unicode
+            # space into one that does) is answered with a status line too: http.server would
+            # send a bare body (fuzz/py/health.py found it).
+            if self.request_version == "HTTP/0.9":
+                self.request_version = "HTTP/1.0"
+            super().send_response_only(code, message)
 
         def do_GET(self) -> None:
             self._answer(head=False)
