@@ -218,6 +218,29 @@ def test_server_busy_beyond_max_connections(make_server, protocol, kind):
     assert reply_pattern(protocol, row).fullmatch(reply), reply
 
 
+def test_shed_idle_connection_is_told_server_busy(make_server, protocol, kind):
+    """A table full of connections that sent nothing: a newcomer is served in the place of the
+    oldest, which is told server-busy and closed. In the TLS pass the line must come as a TLS
+    record (the C server once wrote it as plaintext into the TLS stream: the client saw a
+    record error, never server-busy)."""
+    row = unique_row(f"conf-shed-{kind}")
+    server = make_server(kind, row, max_connections="4", idle_timeout="10")
+    held = [server.connect(timeout=5) for _ in range(4)]
+    try:
+        time.sleep(0.3)  # all four accepted (and their handshakes done)
+        assert reply_pattern(protocol, row).fullmatch(server.request())
+        oldest = held[0]
+        oldest.settimeout(5)
+        got = b""
+        while chunk := oldest.recv(4096):
+            got += chunk
+        assert got == protocol.error("server-busy").line.encode(), got
+        assert server.metrics()['points_connections_shed_total{state="reading"}'] == 1
+    finally:
+        for s in held:
+            s.close()
+
+
 def test_missing_row_is_recreated(make_server, db, protocol, kind):
     row = unique_row(f"conf-recreate-{kind}")
     server = make_server(kind, row)

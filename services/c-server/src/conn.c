@@ -253,6 +253,15 @@ void conn_error(struct server *s, struct conn *c, enum pts_error e)
     conn_send(s, c, pts_error_line[e], strlen(pts_error_line[e]), (int)e);
 }
 
+/* One non-blocking send of what TLS has put into the write BIO (a refusal's record and
+ * close_notify: a few hundred bytes at most): 1 when all of it went. */
+static int tls_send_once(struct server *s, struct conn *c)
+{
+    BIO *wbio = SSL_get_wbio(c->ssl);
+    int n = BIO_read(wbio, s->scratch, (int)sizeof s->scratch);
+    return n > 0 && send(c->fd, s->scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n;
+}
+
 void conn_refuse(struct server *s, struct conn *c, enum pts_error e)
 {
     const char *line = pts_error_line[e];
@@ -260,7 +269,12 @@ void conn_refuse(struct server *s, struct conn *c, enum pts_error e)
         conn_close(s, c);
         return;
     }
-    if (send(c->fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) > 0)
+    /* Over TLS the line goes as a record, then close_notify: never as plaintext bytes in the
+     * middle of the TLS stream (the client would see a record error, not server-busy). One
+     * attempt either way: a refusal never waits for a slow reader. */
+    int sent = c->ssl ? tls_write_reply(c, line, strlen(line)) && tls_send_once(s, c)
+                      : send(c->fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) > 0;
+    if (sent)
         metrics_reply(s->m, (int)e, 0);
     /* Unread input would turn the close into a reset; what is still on its way may yet. */
     for (int i = 0; i < 4; i++) {
