@@ -59,6 +59,12 @@ def test_chart_made_certificate_covers_every_server_name() -> None:
         key = Path(tmp, "tls.key")
         key.write_bytes(data["tls.key"])
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(crt, key)
+        # ECDSA P-256, CA and server alike: a cheap handshake for the server (not RSA-2048).
+        for pem in (ca, crt):
+            text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", str(pem)],
+                                  capture_output=True, text=True, check=True).stdout
+            assert "id-ecPublicKey" in text and "prime256v1" in text, text[:2000]
+            assert "ecdsa-with-SHA256" in text, text[:2000]
 
 
 @pytest.mark.parametrize("value_set", ["tls", "tls-cert-manager"])
