@@ -81,3 +81,15 @@ def test_certificates_live_in_the_projects_own_volume(tls_stack: Stack) -> None:
     init = tls_stack.inspect("tls-init")
     assert init["State"]["ExitCode"] == 0, tls_stack.logs("tls-init")
     assert init["HostConfig"]["CapAdd"] and init["HostConfig"]["ReadonlyRootfs"] is True
+
+
+def test_clients_mount_only_the_ca(tls_stack: Stack) -> None:
+    """A client container sees ca.crt and nothing else of the TLS material: the servers' key
+    lives in a volume no client mounts."""
+    for s in SERVERS:
+        inspected = tls_stack.inspect(s.client)
+        mounts = {m.get("Name", ""): m["Destination"] for m in inspected["Mounts"]}
+        assert [n for n in mounts if n.endswith("_tls-ca")], (s.client, mounts)
+        assert not [n for n in mounts if n.endswith("_tls")], (s.client, mounts)
+        server = {m.get("Name", "") for m in tls_stack.inspect(s.name)["Mounts"]}
+        assert [n for n in server if n.endswith("_tls")], (s.name, server)
