@@ -73,6 +73,18 @@ static const char *const level_aliases[] = {
     "warning", "warn",
     NULL
 };
+static const char *const db_tls_mode_choices[] = {
+    "auto",
+    "disabled",
+    "preferred",
+    "required",
+    "verify-ca",
+    "verify-identity",
+    NULL
+};
+static const char *const db_tls_mode_aliases[] = {
+    NULL
+};
 
 const struct pts_setting_kind pts_setting_kinds[PTS_KINDS_COUNT] = {
     [PTS_KIND_HOST] = {
@@ -299,6 +311,22 @@ const struct pts_setting_kind pts_setting_kinds[PTS_KINDS_COUNT] = {
         .aliases = level_aliases,
         .expect = "one of debug, info, warn, error",
     },
+    [PTS_KIND_DB_TLS_MODE] = {
+        .name = "db_tls_mode",
+        .type = PTS_KT_CHOICE,
+        .min = 0.0,
+        .max = 0.0,
+        .min_exclusive = 0,
+        .min_bytes = 0,
+        .max_bytes = 0,
+        .no_space = 0,
+        .no_comma = 0,
+        .brackets = 0,
+        .secret = 0,
+        .choices = db_tls_mode_choices,
+        .aliases = db_tls_mode_aliases,
+        .expect = "one of auto, disabled, preferred, required, verify-ca, verify-identity",
+    },
 };
 
 const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
@@ -510,9 +538,17 @@ const struct pts_setting pts_server_settings[PTS_SET_COUNT] = {
         sizeof(((struct pts_server_config *)0)->tls_client_ca_file),
         { PTS_SET_TLS_CERT_FILE, -1, },
     },
+    [PTS_SET_DB_TLS_MODE] = {
+        "DB_TLS_MODE", "--db-tls-mode", "auto",
+        "TLS of the database sessions: disabled (plaintext), preferred (TLS when the database offers it, unverified), required (TLS or no session, unverified), verify-ca (and the certificate signed by DB_TLS_CA_FILE), verify-identity (and issued for DB_HOST); auto: verify-identity with DB_TLS_CA_FILE, else preferred",
+        PTS_KIND_DB_TLS_MODE,
+        offsetof(struct pts_server_config, db_tls_mode),
+        sizeof(((struct pts_server_config *)0)->db_tls_mode),
+        { -1, -1, },
+    },
     [PTS_SET_DB_TLS_CA_FILE] = {
         "DB_TLS_CA_FILE", "--db-tls-ca-file", "",
-        "CA certificates (PEM) for the database: sessions use TLS, verify the server's certificate and its name (DB_HOST), and fail rather than fall back to plaintext (empty: no verification; the drivers still encrypt when the server offers TLS)",
+        "CA certificates (PEM) the database's certificate must chain to (DB_TLS_MODE verify-ca, verify-identity or auto)",
         PTS_KIND_PATH,
         offsetof(struct pts_server_config, db_tls_ca_file),
         sizeof(((struct pts_server_config *)0)->db_tls_ca_file),

@@ -87,6 +87,7 @@ enum pts_setting_kind_id {
     PTS_KIND_PATH,
     PTS_KIND_HOST0,
     PTS_KIND_LEVEL,
+    PTS_KIND_DB_TLS_MODE,
     PTS_KINDS_COUNT
 };
 extern const struct pts_setting_kind pts_setting_kinds[PTS_KINDS_COUNT];
@@ -96,6 +97,14 @@ enum pts_level {
     PTS_LEVEL_INFO,
     PTS_LEVEL_WARN,
     PTS_LEVEL_ERROR,
+};
+enum pts_db_tls_mode {
+    PTS_DB_TLS_MODE_AUTO,
+    PTS_DB_TLS_MODE_DISABLED,
+    PTS_DB_TLS_MODE_PREFERRED,
+    PTS_DB_TLS_MODE_REQUIRED,
+    PTS_DB_TLS_MODE_VERIFY_CA,
+    PTS_DB_TLS_MODE_VERIFY_IDENTITY,
 };
 
 /* One row per setting: where its typed value goes in the program's config struct. */
@@ -138,6 +147,7 @@ struct pts_server_config {
     char tls_cert_file[4096];
     char tls_key_file[4096];
     char tls_client_ca_file[4096];
+    int db_tls_mode;
     char db_tls_ca_file[4096];
     int log_level;
 };
@@ -168,6 +178,7 @@ enum pts_server_setting {
     PTS_SET_TLS_CERT_FILE,
     PTS_SET_TLS_KEY_FILE,
     PTS_SET_TLS_CLIENT_CA_FILE,
+    PTS_SET_DB_TLS_MODE,
     PTS_SET_DB_TLS_CA_FILE,
     PTS_SET_LOG_LEVEL,
     PTS_SET_COUNT

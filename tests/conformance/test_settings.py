@@ -127,6 +127,19 @@ CASES: list[tuple[str, dict[str, str], list[str], dict[str, str] | str]] = [
     ("client", {}, ["--no-such-flag", "1"], "unknown option '--no-such-flag' (see --help)"),
     ("server", {}, ["positional"], "unexpected argument 'positional' (see --help)"),
     ("client", {}, ["--target-port"], "option --target-port needs a value"),
+    # DB_TLS_MODE: MySQL's --ssl-mode words, any case; the CA file with the modes that use it
+    ("server", {}, [], {"DB_TLS_MODE": "auto"}),
+    ("server", {"DB_TLS_MODE": "Verify-CA", "DB_TLS_CA_FILE": "/ca.crt"}, [],
+     {"DB_TLS_MODE": "verify-ca", "DB_TLS_CA_FILE": "/ca.crt"}),
+    ("server", {"DB_TLS_MODE": "required"}, [], {"DB_TLS_MODE": "required"}),
+    ("server", {"DB_TLS_MODE": "on"}, [],
+     "DB_TLS_MODE (--db-tls-mode): invalid value 'on' (expected one of auto, disabled, "
+     "preferred, required, verify-ca, verify-identity)"),
+    ("server", {"DB_TLS_MODE": "verify-identity"}, [],
+     "DB_TLS_MODE (--db-tls-mode): verify-identity needs DB_TLS_CA_FILE"),
+    ("server", {"DB_TLS_CA_FILE": "/ca.crt"}, ["--db-tls-mode", "required"],
+     "DB_TLS_CA_FILE (--db-tls-ca-file): used only by DB_TLS_MODE verify-ca, verify-identity or "
+     "auto, not required"),
     # the password file
     ("server", {"DB_PASS_FILE": "/nonexistent/secret"}, [],
      "DB_PASS_FILE: cannot read '/nonexistent/secret': No such file or directory"),

@@ -47,6 +47,27 @@ static int read_pass_file(struct pts_server_config *c, char *err, size_t errlen)
     return 0;
 }
 
+/* DB_TLS_MODE and DB_TLS_CA_FILE together: a verifying mode needs the CA, and a CA the mode
+ * would not use is an error rather than a false sense of verification. */
+static int check_db_tls(const struct pts_server_config *c, char *err, size_t errlen)
+{
+    int mode = c->db_tls_mode;
+    int verifies = mode == PTS_DB_TLS_MODE_VERIFY_CA || mode == PTS_DB_TLS_MODE_VERIFY_IDENTITY;
+    if (verifies && !c->db_tls_ca_file[0]) {
+        snprintf(err, errlen, "DB_TLS_MODE (--db-tls-mode): %s needs DB_TLS_CA_FILE",
+                 pts_setting_kinds[PTS_KIND_DB_TLS_MODE].choices[mode]);
+        return -1;
+    }
+    if (!verifies && mode != PTS_DB_TLS_MODE_AUTO && c->db_tls_ca_file[0]) {
+        snprintf(err, errlen,
+                 "DB_TLS_CA_FILE (--db-tls-ca-file): used only by DB_TLS_MODE verify-ca, "
+                 "verify-identity or auto, not %s",
+                 pts_setting_kinds[PTS_KIND_DB_TLS_MODE].choices[mode]);
+        return -1;
+    }
+    return 0;
+}
+
 enum pts_action config_load(struct pts_server_config *c, int argc, char **argv, pts_env_fn env,
                             void *env_ud, char *err, size_t errlen)
 {
@@ -60,7 +81,16 @@ enum pts_action config_load(struct pts_server_config *c, int argc, char **argv, 
         /* The default, points:<SERVER_USER>, fits: a row is at most 50 bytes. */
         snprintf(c->lock_name, sizeof c->lock_name, "points:%s", c->server_user);
     }
+    if (check_db_tls(c, err, errlen) != 0)
+        return PTS_ACTION_ERROR;
     return action;
+}
+
+int config_db_tls_mode(const struct pts_server_config *c)
+{
+    if (c->db_tls_mode != PTS_DB_TLS_MODE_AUTO)
+        return c->db_tls_mode;
+    return c->db_tls_ca_file[0] ? PTS_DB_TLS_MODE_VERIFY_IDENTITY : PTS_DB_TLS_MODE_PREFERRED;
 }
 
 const char *config_user_hint(int argc, char **argv, pts_env_fn env, void *env_ud)

@@ -17,6 +17,9 @@ enum pts_action config_load(struct pts_server_config *c, int argc, char **argv, 
 /* The SERVER_USER to name in a config_error log line, even when parsing failed. */
 const char *config_user_hint(int argc, char **argv, pts_env_fn env, void *env_ud);
 
+/* DB_TLS_MODE with auto resolved: verify-identity with DB_TLS_CA_FILE, else preferred. */
+int config_db_tls_mode(const struct pts_server_config *c);
+
 void config_print_help(FILE *out);
 
 #endif

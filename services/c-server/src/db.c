@@ -135,6 +135,39 @@ static int set_wait_timeout(struct db *d)
     return set_session(d, "wait_timeout", PTS_SQL_SET_WAIT_TIMEOUT, p);
 }
 
+/* DB_TLS_MODE as the client library's options. MariaDB Connector/C asks for TLS only when an
+ * SSL option is set: preferred sets one (and no verification), so a database that offers TLS
+ * gets it, as the Python driver does by default; required adds ENFORCE; verify-ca gives the CA
+ * (the chain is then verified); verify-identity also checks the name against DB_HOST. MySQL's
+ * client library takes the mode itself. db_connect refuses an unencrypted session from
+ * required on, whatever the library did. */
+static void set_tls_mode(MYSQL *my, int mode, const char *ca_file)
+{
+#ifdef MARIADB_PACKAGE_VERSION_ID
+    db_bool on = 1, off = 0;
+    if (mode == PTS_DB_TLS_MODE_DISABLED)
+        return;
+    mysql_ssl_set(my, NULL, NULL, mode >= PTS_DB_TLS_MODE_VERIFY_CA ? ca_file : NULL, NULL,
+                  NULL);
+    mysql_options(my, MYSQL_OPT_SSL_VERIFY_SERVER_CERT,
+                  mode == PTS_DB_TLS_MODE_VERIFY_IDENTITY ? &on : &off);
+    if (mode >= PTS_DB_TLS_MODE_REQUIRED)
+        mysql_options(my, MYSQL_OPT_SSL_ENFORCE, &on);
+#else
+    static const unsigned int modes[] = {
+        [PTS_DB_TLS_MODE_DISABLED] = SSL_MODE_DISABLED,
+        [PTS_DB_TLS_MODE_PREFERRED] = SSL_MODE_PREFERRED,
+        [PTS_DB_TLS_MODE_REQUIRED] = SSL_MODE_REQUIRED,
+        [PTS_DB_TLS_MODE_VERIFY_CA] = SSL_MODE_VERIFY_CA,
+        [PTS_DB_TLS_MODE_VERIFY_IDENTITY] = SSL_MODE_VERIFY_IDENTITY,
+    };
+    unsigned int m = modes[mode];
+    mysql_options(my, MYSQL_OPT_SSL_MODE, &m);
+    if (mode >= PTS_DB_TLS_MODE_VERIFY_CA)
+        mysql_options(my, MYSQL_OPT_SSL_CA, ca_file);
+#endif
+}
+
 int db_connect(struct db *d)
 {
     const struct pts_server_config *c = d->cfg;
@@ -160,28 +193,16 @@ int db_connect(struct db *d)
     db_bool reconnect = 0; /* a silent reconnect would lose the named lock and time zone */
     mysql_options(my, MYSQL_OPT_RECONNECT, &reconnect);
 #endif
-    if (c->db_tls_ca_file[0]) {
-        /* TLS required, the certificate verified against the CA and the name DB_HOST: no
-         * silent plaintext, no unverified peer. (Else the library's default: TLS without
-         * verification when the server offers it, as the Python server's driver.) */
-        mysql_options(my, MYSQL_OPT_SSL_CA, c->db_tls_ca_file);
-#ifdef MARIADB_PACKAGE_VERSION_ID
-        db_bool on = 1;
-        mysql_options(my, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &on);
-        mysql_options(my, MYSQL_OPT_SSL_ENFORCE, &on);
-#else
-        unsigned int mode = SSL_MODE_VERIFY_IDENTITY;
-        mysql_options(my, MYSQL_OPT_SSL_MODE, &mode);
-#endif
-    }
+    int tls_mode = config_db_tls_mode(c);
+    set_tls_mode(my, tls_mode, c->db_tls_ca_file);
     if (!mysql_real_connect(my, c->db_host, c->db_user, c->db_pass, c->db_name,
                             (unsigned int)c->db_port, NULL, 0)) {
         set_err(d, "connect", mysql_error(my));
         mysql_close(my);
         return -1;
     }
-    if (c->db_tls_ca_file[0] && mysql_get_ssl_cipher(my) == NULL) {
-        set_err(d, "connect", "the database session is not encrypted (DB_TLS_CA_FILE asks for TLS)");
+    if (tls_mode >= PTS_DB_TLS_MODE_REQUIRED && mysql_get_ssl_cipher(my) == NULL) {
+        set_err(d, "connect", "the database session is not encrypted (DB_TLS_MODE asks for TLS)");
         mysql_close(my);
         return -1;
     }

@@ -22,8 +22,8 @@ from .generated.settings import (
 )
 from .generated.settings import load as load_settings
 
-__all__ = ["Action", "ConfigError", "ServerConfig", "describe_config", "help_text", "load",
-           "user_hint"]
+__all__ = ["Action", "ConfigError", "ServerConfig", "db_tls_mode", "describe_config", "help_text",
+           "load", "user_hint"]
 
 PASS_FILE_MAX = 4096  # bytes read from DB_PASS_FILE at most (as the C server)
 _DB_PASS = next(s for s in SERVER_SETTINGS if s.env == "DB_PASS")
@@ -59,7 +59,29 @@ def load(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Action, Serve
     if not cfg.lock_name:
         # The default, points:<SERVER_USER>, fits: a row is at most 50 bytes.
         cfg = replace(cfg, lock_name=f"points:{cfg.server_user}")
+    _check_db_tls(cfg)
     return action, cfg
+
+
+VERIFYING = ("verify-ca", "verify-identity")
+
+
+def _check_db_tls(cfg: ServerConfig) -> None:
+    """DB_TLS_MODE and DB_TLS_CA_FILE together: a verifying mode needs the CA, and a CA the
+    mode would not use is an error rather than a false sense of verification."""
+    mode = cfg.db_tls_mode
+    if mode in VERIFYING and not cfg.db_tls_ca_file:
+        raise ConfigError(f"DB_TLS_MODE (--db-tls-mode): {mode} needs DB_TLS_CA_FILE")
+    if mode not in (*VERIFYING, "auto") and cfg.db_tls_ca_file:
+        raise ConfigError("DB_TLS_CA_FILE (--db-tls-ca-file): used only by DB_TLS_MODE "
+                          f"verify-ca, verify-identity or auto, not {mode}")
+
+
+def db_tls_mode(cfg: ServerConfig) -> str:
+    """DB_TLS_MODE with auto resolved: verify-identity with DB_TLS_CA_FILE, else preferred."""
+    if cfg.db_tls_mode != "auto":
+        return cfg.db_tls_mode
+    return "verify-identity" if cfg.db_tls_ca_file else "preferred"
 
 
 def user_hint(argv: Sequence[str], environ: Mapping[str, str]) -> str:

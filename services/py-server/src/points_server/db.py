@@ -19,7 +19,7 @@ from typing import Any
 import mysql.connector
 from mysql.connector.constants import ClientFlag
 
-from .config import ServerConfig
+from .config import ServerConfig, db_tls_mode
 from .generated.protocol import SQL_SET_TIME_ZONE, SQL_SET_WAIT_TIMEOUT
 
 
@@ -90,14 +90,15 @@ def connect(cfg: ServerConfig, wait_timeout: int | None = None) -> Session:
     """Open a session as cfg's account and set its time zone, then its ``wait_timeout`` (idle
     seconds before the database drops it) when one is given; raises on any failure."""
     query_timeout = max(1, math.ceil(cfg.db_query_timeout))  # the driver takes whole seconds
-    tls: dict[str, Any] = {}
-    if cfg.db_tls_ca_file:
-        # TLS required (the driver refuses a server without it), the certificate verified
-        # against the CA and the name DB_HOST: no silent plaintext, no unverified peer.
-        tls = {"ssl_ca": cfg.db_tls_ca_file, "ssl_verify_cert": True,
-               "ssl_verify_identity": True, "ssl_disabled": False}
-    # Else the driver's default: TLS without verification when the server offers it (MySQL's
-    # caching_sha2_password needs a secure channel or an RSA exchange), as the C server's.
+    mode = db_tls_mode(cfg)
+    # DB_TLS_MODE as the driver's options (the C server's set_tls_mode): preferred is the
+    # driver's default (TLS without verification when the database offers it); verify-ca
+    # checks the chain, verify-identity the name DB_HOST too; from required on, an
+    # unencrypted session is refused below, whatever the driver did.
+    tls: dict[str, Any] = {"ssl_disabled": mode == "disabled"}
+    if mode in ("verify-ca", "verify-identity"):
+        tls |= {"ssl_ca": cfg.db_tls_ca_file, "ssl_verify_cert": True,
+                "ssl_verify_identity": mode == "verify-identity"}
     cnx = mysql.connector.connect(
         host=cfg.db_host,
         port=cfg.db_port,
@@ -116,6 +117,9 @@ def connect(cfg: ServerConfig, wait_timeout: int | None = None) -> Session:
         **tls,
     )
     session = Session(cnx)
+    if mode not in ("disabled", "preferred") and not cnx.is_secure:
+        session.abort()
+        raise ConnectionError("the database session is not encrypted (DB_TLS_MODE asks for TLS)")
     try:
         session.change(SQL_SET_TIME_ZONE, (cfg.db_timezone,))
         if wait_timeout is not None:

@@ -118,6 +118,7 @@ SETTING_KINDS: Final[dict[str, SettingKind]] = {
     "path": SettingKind("path", "text", 0.0, 0.0, False, 0, 4095, False, False, False, False, (), {}, "a file path"),
     "host0": SettingKind("host0", "text", 0.0, 0.0, False, 0, 255, True, False, True, False, (), {}, "a host name or address (or nothing)"),
     "level": SettingKind("level", "choice", 0.0, 0.0, False, 0, 0, False, False, False, False, ("debug", "info", "warn", "error"), {"warning": "warn"}, "one of debug, info, warn, error"),
+    "db_tls_mode": SettingKind("db_tls_mode", "choice", 0.0, 0.0, False, 0, 0, False, False, False, False, ("auto", "disabled", "preferred", "required", "verify-ca", "verify-identity"), {}, "one of auto, disabled, preferred, required, verify-ca, verify-identity"),
 }
 
 
@@ -165,6 +166,7 @@ class ServerConfig:
     tls_cert_file: str
     tls_key_file: str
     tls_client_ca_file: str
+    db_tls_mode: str
     db_tls_ca_file: str
     log_level: str
 
@@ -196,7 +198,8 @@ SERVER_SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("TLS_CERT_FILE", "--tls-cert-file", "", SETTING_KINDS["path"], "certificate chain (PEM) of the points protocol port; with TLS_KEY_FILE the port speaks TLS only (empty: plaintext)", ("TLS_KEY_FILE",)),
     Setting("TLS_KEY_FILE", "--tls-key-file", "", SETTING_KINDS["path"], "private key (PEM) of TLS_CERT_FILE", ("TLS_CERT_FILE",)),
     Setting("TLS_CLIENT_CA_FILE", "--tls-client-ca-file", "", SETTING_KINDS["path"], "CA certificates (PEM): every client must present a certificate one of them signed (mutual TLS; empty: none asked)", ("TLS_CERT_FILE",)),
-    Setting("DB_TLS_CA_FILE", "--db-tls-ca-file", "", SETTING_KINDS["path"], "CA certificates (PEM) for the database: sessions use TLS, verify the server's certificate and its name (DB_HOST), and fail rather than fall back to plaintext (empty: no verification; the drivers still encrypt when the server offers TLS)"),
+    Setting("DB_TLS_MODE", "--db-tls-mode", "auto", SETTING_KINDS["db_tls_mode"], "TLS of the database sessions: disabled (plaintext), preferred (TLS when the database offers it, unverified), required (TLS or no session, unverified), verify-ca (and the certificate signed by DB_TLS_CA_FILE), verify-identity (and issued for DB_HOST); auto: verify-identity with DB_TLS_CA_FILE, else preferred"),
+    Setting("DB_TLS_CA_FILE", "--db-tls-ca-file", "", SETTING_KINDS["path"], "CA certificates (PEM) the database's certificate must chain to (DB_TLS_MODE verify-ca, verify-identity or auto)"),
     Setting("LOG_LEVEL", "--log-level", "info", SETTING_KINDS["level"], "debug, info, warn or error"),
 )
 
