@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 help:
 	@echo "make setup            install prerequisites (apt-get when root), .venv, build C"
 	@echo "make demo             private database + all six servers + all six clients"
-	@echo "make test             lint, render drift check, unit, chart, conformance (plain, TLS), integration, fuzz (10 s each)"
+	@echo "make test             lint, render drift check, unit, chart, conformance (plain, TLS), integration, fuzz (5 s each)"
 	@echo "make test-mysql       conformance + integration against Oracle MySQL (root once: install)"
 	@echo "make bench            load-test each server against a no-database reference"
 	@echo "make bench-abuse      each server under connection floods from one address (127.0.0.2)"
@@ -60,7 +60,7 @@ test: build lint
 # Every fuzz target (fuzz/: libFuzzer for C, atheris for Python) over its regression inputs, then
 # fuzzing: FUZZ_CI_SECONDS each in `make test`, FUZZ_SECONDS each here, whose new corpus inputs
 # are added to fuzz/corpus/ (commit them).
-FUZZ_CI_SECONDS ?= 10
+FUZZ_CI_SECONDS ?= 5
 FUZZ_SECONDS ?= 120
 fuzz: build
 	$(PYTHON) -m pointsmesh.fuzz --seconds $(FUZZ_SECONDS) --merge
