@@ -14,6 +14,9 @@ Attacks:
   persist   idle, and the connections the server ends are opened again (5,000/s at most)
   nofile    persist against a server whose descriptor limit (1024) is below the flood
   health    N idle connections on the health port; /healthz polled as well as the protocol port
+  tls-stall 4,000 connections to a TLS server (no per-source limit) that send the start of a
+            ClientHello and stall: the server's memory (RSS) before and under them, against
+            the chart's limits (no client is measured: the probe speaks plaintext)
 
 The numbers are reported, not asserted (tests/conformance/test_abuse.py asserts the rules).
 
@@ -29,13 +32,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pointsmesh import ROOT
+from pointsmesh import ROOT, certs
 from pointsmesh.devdb import DevDB
 from pointsmesh.flood import Flood, FloodStats, ProbeResult, probe
 
 from .bench import ROWS, RootedServer
 
-ATTACKS = ("idle", "greedy", "persist", "nofile", "health")
+ATTACKS = ("idle", "greedy", "persist", "nofile", "health", "tls-stall")
+STALLS = 4000  # tls-stall's connections
+# The chart's memory limits of the server containers (helm/points-mesh/values.yaml).
+CHART_LIMIT_MIB = {"c": 64, "python": 128}
 NOFILE = 1024
 REFILL = 5000.0  # connections per second a persistent attacker opens again, at most
 
@@ -59,9 +65,15 @@ def _sum(metrics: dict[str, float], prefix: str) -> float:
 def run_one(db: DevDB, base: Path, root: Path, kind: str, attack: str, count: int,
             requests: int) -> Row:
     env = {**db.env(), "SERVER_USER": ROWS[kind], "UPDATE_INTERVAL": "0", "LOG_LEVEL": "info"}
+    if attack == "tls-stall":
+        tls = certs.make_set(base / "tls", ["localhost"])
+        env |= {"TLS_CERT_FILE": str(tls["server.crt"]), "TLS_KEY_FILE": str(tls["server.key"]),
+                "MAX_CONNECTIONS_PER_SOURCE": "0", "IDLE_TIMEOUT": "60"}
     server = RootedServer(kind, env, base / "logs", name=f"{kind}-{attack}", root=root,
                           nofile=NOFILE if attack == "nofile" else 0)
     server.start(wait="ready", timeout=60)
+    if attack == "tls-stall":
+        return _stalls(server, kind)
     try:
         target = server.health_port if attack == "health" else server.port
         mode = "idle" if attack in ("persist", "nofile") else attack
@@ -86,6 +98,27 @@ def run_one(db: DevDB, base: Path, root: Path, kind: str, attack: str, count: in
         server.kill()
         row.note = "ignored SIGTERM for 15 s (killed)"
     return row
+
+
+def _stalls(server: RootedServer, kind: str) -> Row:
+    """STALLS unfinished handshakes held on a TLS server: its memory before and under them."""
+    try:
+        before = server.rss_kib()
+        with Flood(server.port, "tls-stall", STALLS) as flood:
+            flood.open().hold_in_background(120)
+            time.sleep(1.0)
+            under = server.rss_kib()
+            metrics = _metrics(server)
+            stats = flood.close()
+    finally:
+        server.kill()
+    held = stats.held or 1
+    note = (f"RSS {before / 1024:.1f} -> {under / 1024:.1f} MiB under {stats.held:,} stalled "
+            f"handshakes ({(under - before) / held:.1f} KiB each; chart limit "
+            f"{CHART_LIMIT_MIB[kind]} MiB)")
+    return Row(kind, "tls-stall", ProbeResult(), stats, None,
+               _sum(metrics, "points_connections_shed_total"),
+               _sum(metrics, "points_connections_refused_total"), note)
 
 
 def _metrics(server: RootedServer) -> dict[str, float]:

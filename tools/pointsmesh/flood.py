@@ -30,9 +30,11 @@ IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h: pick the source port at connect, not
 
 # What each kind of attacker sends once connected (and then never reads, never closes):
 # idle: part of the request; silent: nothing; greedy: a whole request (its reply is never
-# read); health: part of an HTTP request, on the health port.
+# read); health: part of an HTTP request, on the health port; tls-stall: the start of a TLS
+# ClientHello (a record header announcing 512 bytes, then 6 of them), on a TLS port.
 PAYLOADS = {"idle": b"REQ", "silent": b"", "greedy": REQUEST,
-            "health": b"GET /healthz HTTP/1.0\r\n"}
+            "health": b"GET /healthz HTTP/1.0\r\n",
+            "tls-stall": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"}
 
 
 @dataclass
