@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from testhelpers import reply_pattern, unique_row, wait_until
 
+from points_server.generated.protocol import CONN_HANDSHAKES_MAX
 from pointsmesh import tlsclient
+from pointsmesh.flood import Flood
 from pointsmesh.procs import ServerProc, exchange
 from pointsmesh.spec import Protocol
 
@@ -248,3 +250,31 @@ def test_certificate_is_reloaded_when_its_files_change_under_load(
     time.sleep(2.5)
     assert server.metrics()["points_tls_reloads_total{result=\"failed\"}"] == 1
     assert [e["event"] for e in server.log_events()].count("tls_reload_failed") == 1
+
+
+STALLS = 2 * CONN_HANDSHAKES_MAX  # more unfinished handshakes than a server keeps
+
+
+def test_unfinished_handshakes_are_bounded(make_server, kind, pki):
+    """A flood of connections that start a ClientHello and stall (each would hold about 47 KiB
+    of OpenSSL's buffers until IDLE_TIMEOUT: 4,000 took a server past 190 MiB): the server keeps
+    at most [connection] handshakes_max of them, the oldest closed first, its memory bounded,
+    and a real client still completes its handshake and gets its row."""
+    server = start(make_server, kind, pki, max_connections_per_source="0", idle_timeout="30")
+    baseline, rss0 = server.fd_count(), server.rss_kib()
+    with Flood(server.port, "tls-stall", STALLS) as flood:
+        flood.open().hold_in_background(60)
+        settled = wait_until(lambda: flood.stats.shed >= STALLS - CONN_HANDSHAKES_MAX, 15)
+        during, rss = server.fd_count(), server.rss_kib()
+        reply = server.request()
+        stats = flood.close()
+    assert settled, stats
+    assert stats.connected == STALLS and stats.held <= CONN_HANDSHAKES_MAX, stats
+    # The oldest went first: none of the last half was closed.
+    assert max(flood.ended) < STALLS - CONN_HANDSHAKES_MAX + 8, sorted(flood.ended)[-5:]
+    assert during <= baseline + CONN_HANDSHAKES_MAX + 8, (during, baseline)
+    if kind in ("c", "python"):  # the shipped builds (a sanitizer's shadow memory is no measure)
+        assert (rss - rss0) / 1024 < CONN_HANDSHAKES_MAX * 64 / 1024 + 8, (rss0, rss)
+    assert reply.startswith(b"User: "), reply
+    assert server.metrics()['points_connections_shed_total{state="reading"}'] >= \
+        STALLS - CONN_HANDSHAKES_MAX

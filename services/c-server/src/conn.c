@@ -95,6 +95,8 @@ void conn_close(struct server *s, struct conn *c)
         /* EBADF would be a bug; nothing else can be done about EIO on a socket. */
     }
     c->fd = -1;
+    if (conn_in_handshake(c))
+        s->nhandshakes--;
     if (c->ssl) {
         SSL_free(c->ssl); /* and its two BIOs */
         c->ssl = NULL;
@@ -343,6 +345,7 @@ static int tls_handshake(struct server *s, struct conn *c)
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->handshaken = 1;
+        s->nhandshakes--;
         if (tls_send_pending(s, c) < 0) { /* the last flight (TLS 1.3: the session tickets) */
             /* c is closed (its fields stay valid until the end of this loop turn): the peer
              * left before the handshake's end reached it; counted as the Python server does. */

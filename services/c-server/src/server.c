@@ -24,6 +24,7 @@
 #define TLS_CHECK_NS ((int64_t)(PTS_CONN_TLS_RELOAD_CHECK_SECONDS * NS_PER_SEC))
 #define OVERLOAD_QUIET_NS ((int64_t)(PTS_CONN_OVERLOAD_QUIET_SECONDS * NS_PER_SEC))
 #define SHED_SCAN PTS_CONN_SHED_SCAN
+#define HANDSHAKES_MAX PTS_CONN_HANDSHAKES_MAX
 #define DESCRIPTORS_RESERVED PTS_CONN_DESCRIPTORS_RESERVED
 
 /* Values of the labels of points_connections_shed_total and _refused_total (protocol.toml). */
@@ -244,6 +245,27 @@ static int shed_one(struct server *s, const struct conn *newcomer, int64_t now)
     return 0;
 }
 
+/* TLS: more than HANDSHAKES_MAX connections in their handshake with c, the newest: close the
+ * oldest other one still in its handshake (nothing can be said to it), looking at SHED_SCAN
+ * entries of the idle list at most; else c itself. 1 when c was closed. */
+static int shed_handshake(struct server *s, struct conn *c, int64_t now)
+{
+    int n = 0;
+    for (struct dlist *p = s->idle.next; p != &s->idle && n < SHED_SCAN; p = p->next, n++) {
+        struct conn *v = link_conn(p);
+        if (v != c && conn_in_handshake(v)) {
+            metrics_add(s->m, PTS_S_CONNECTIONS_SHED_TOTAL + SHED_READING, 1);
+            overload_note(s, 1, REFUSED_FULL, c, now);
+            conn_close(s, v);
+            return 0;
+        }
+    }
+    metrics_add(s->m, PTS_S_CONNECTIONS_REFUSED_TOTAL + REFUSED_FULL, 1);
+    overload_note(s, 0, REFUSED_FULL, c, now);
+    conn_close(s, c);
+    return 1;
+}
+
 /* Take c into the table (-1), shedding another when it is full; or why not (REFUSED_*). */
 static int admit(struct server *s, struct conn *c, int64_t now)
 {
@@ -360,6 +382,8 @@ static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events)
             return;
         }
         s->nconns++;
+        if (c->ssl)
+            s->nhandshakes++;
         metrics_add(s->m, PTS_S_CONNECTIONS_TOTAL, 1);
         metrics_add(s->m, PTS_S_CONNECTIONS_ACTIVE, 1);
         int64_t now = mono_ns();
@@ -371,6 +395,8 @@ static void on_listen(struct ae_loop *ae, struct ae_file *f, uint32_t events)
         }
         c->deadline = now + s->idle_ns;
         dlist_push_back(&s->idle, &c->link);
+        if (s->nhandshakes > HANDSHAKES_MAX && shed_handshake(s, c, now))
+            continue;
         conn_read(s, c); /* the request is often there already */
     }
 }

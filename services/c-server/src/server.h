@@ -46,6 +46,7 @@ struct server {
     struct conn_pool pool;
     size_t nconns;    /* open connections: the table's and server-busy ones on their way out */
     size_t ntable;    /* the connection table's (conn.in_table), at most table_max */
+    size_t nhandshakes; /* TLS connections in their handshake (conn_in_handshake) */
     size_t table_max; /* MAX_CONNECTIONS, or fewer when the descriptor limit is lower */
     struct sources sources; /* per source address (MAX_CONNECTIONS_PER_SOURCE > 0) */
     /* Overload (design.md section 10): since when, the last shed or refusal, and its counts

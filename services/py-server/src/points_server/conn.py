@@ -141,6 +141,7 @@ class Connection:
                 self.close()
                 return None
             self.handshaken = True
+            self.srv.handshakes -= 1
             self._send_raw()
             if self.state == CLOSED:  # the last flight could not be sent: the peer left
                 self.srv.tls_failed(self, "closed", ConnectionError("closed in the handshake"))

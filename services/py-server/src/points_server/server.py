@@ -28,6 +28,7 @@ from .generated.protocol import (
     CONN_ACCEPT_PAUSE_SECONDS,
     CONN_BUSY_EXTRA,
     CONN_DESCRIPTORS_RESERVED,
+    CONN_HANDSHAKES_MAX,
     CONN_LINGER_SECONDS,
     CONN_OVERLOAD_QUIET_SECONDS,
     CONN_SHED_SCAN,
@@ -135,6 +136,7 @@ class Server:
         self.ae = Ae(loop)
         self.active = 0  # open connections: the table's and server-busy ones on their way out
         self.table = 0  # the connection table's (Connection.in_table), at most table_max
+        self.handshakes = 0  # TLS connections in their handshake (Connection.in_handshake)
         self.table_max, nofile = table_size(cfg.max_connections)
         if self.table_max < cfg.max_connections:
             log_events.connections_limited(log, max_connections=cfg.max_connections,
@@ -224,7 +226,10 @@ class Server:
             conn = Connection(self, client, address)
             if self.tls is not None:
                 conn.start_tls(self.tls.context)
+                self.handshakes += 1
             if self.opened(conn):
+                if self.handshakes > CONN_HANDSHAKES_MAX and self._shed_handshake(conn):
+                    continue
                 # The request is often there already: read first, and start the idle deadline
                 # (from the accept) only for a connection still reading.
                 now = loop_time()
@@ -316,6 +321,24 @@ class Server:
                 return True
         return False
 
+    def _shed_handshake(self, newcomer: Connection) -> bool:
+        """TLS: more than CONN_HANDSHAKES_MAX connections in their handshake with newcomer:
+        close the oldest other one still in its handshake (nothing can be said to it), looking
+        at CONN_SHED_SCAN entries at most; else newcomer itself. True when newcomer was
+        closed."""
+        for n, conn in enumerate(self.reading.items):
+            if n >= CONN_SHED_SCAN:
+                break
+            if conn is not newcomer and conn.in_handshake:
+                self.metrics.value[SLOT_CONNECTIONS_SHED_TOTAL + SHED_READING] += 1
+                self._overload(True, REFUSED_FULL, newcomer)
+                conn.close()
+                return False
+        self.metrics.value[SLOT_CONNECTIONS_REFUSED_TOTAL + REFUSED_FULL] += 1
+        self._overload(False, REFUSED_FULL, newcomer)
+        newcomer.close()
+        return True
+
     def _overload(self, shed: bool, reason: int, conn: Connection) -> None:
         """A connection was shed or refused: overload starts (logged once) or goes on."""
         if shed:
@@ -398,6 +421,8 @@ class Server:
 
     def closed(self, conn: Connection) -> None:
         """conn has closed its socket (called once per connection)."""
+        if conn.in_handshake:
+            self.handshakes -= 1
         self.reading.discard(conn)
         self.lingering.discard(conn)
         self.active -= 1
