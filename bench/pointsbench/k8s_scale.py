@@ -73,8 +73,12 @@ def run_size(kube: k8s.Kube, base_values: dict[str, object], size: int, timeout:
                  timeout=330)
     kube.kubectl("create", "namespace", ns)
     with TemporaryDirectory() as tmp:
+        # The client Jobs all start at once: on a small cluster a large class's pods take
+        # minutes to start, so their deadline follows helm's --timeout (the chart README).
         vfile = k8s.write_values(
-            k8s.merge_values(base_values, {"members": spec.chart_members(members)}),
+            k8s.merge_values(base_values, {
+                "members": spec.chart_members(members),
+                "clients": {"activeDeadlineSeconds": max(270, timeout - 60)}}),
             Path(tmp) / "values.yaml")
         log(f"{size} members: helm install --wait --timeout {timeout}s ...")
         t0 = time.monotonic()
