@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chartlib import Obj, find, helm, one, render, template_cmd
+from chartlib import ListItem, Obj, find, helm, hook, one, render, template_cmd
 
 from pointsmesh import spec
 
@@ -91,3 +91,25 @@ def test_external_database_limit_checked(tmp_path: Path) -> None:
     objs = render("-f", values, *EXTERNAL, "--set", "externalDatabase.maxConnections=320")
     assert len(find(objs, "Deployment")) == 80
     assert find(objs, "StatefulSet") == []
+
+
+@pytest.mark.parametrize(("size", "parallelism", "batches"), [(3, 40, [3]), (40, 40, [40]),
+                                                              (100, 40, [40, 40, 20])])
+def test_client_jobs_run_in_batches_of_parallelism(tmp_path: Path, size: int, parallelism: int,
+                                                   batches: list[int]) -> None:
+    """The client Jobs are hooks of clients.parallelism Jobs each (Lists, which Helm creates and
+    waits for together, one after another): a roster up to that size runs at once, a larger
+    one in batches."""
+    objs = render("-f", class_values(tmp_path, size),
+                  "--set", f"clients.parallelism={parallelism}")
+    jobs = find(objs, "Job")
+    assert len(jobs) == size
+    lists: dict[int, Obj] = {}
+    for job in jobs:
+        assert isinstance(job, ListItem)
+        lists.setdefault(id(job.container), job.container)
+    assert [len(lst["items"]) for lst in lists.values()] == batches
+    names = [lst["metadata"]["name"] for lst in lists.values()]
+    assert names == (["clients"] if len(batches) == 1
+                     else [f"clients-{i + 1}" for i in range(len(batches))])
+    assert {hook(j) for j in jobs} == {"post-install,post-upgrade,post-rollback"}
