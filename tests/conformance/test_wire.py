@@ -11,7 +11,7 @@ import socket
 import time
 
 import pytest
-from testhelpers import reply_pattern, unique_row
+from testhelpers import reply_pattern, unique_row, wait_until
 
 from pointsmesh.procs import exchange
 
@@ -227,7 +227,11 @@ def test_shed_idle_connection_is_told_server_busy(make_server, protocol, kind):
     server = make_server(kind, row, max_connections="4", idle_timeout="10")
     held = [server.connect(timeout=5) for _ in range(4)]
     try:
-        time.sleep(0.3)  # all four accepted (and their handshakes done)
+        # All four accepted, and over TLS their handshakes finished on the server's side too
+        # (one still in its handshake would be closed without a word, rightly).
+        done = 'points_tls_handshakes_total{result="ok"}'
+        assert wait_until(lambda: server.tls is None or server.metrics().get(done, 0) >= 4, 10)
+        time.sleep(0.1)
         assert reply_pattern(protocol, row).fullmatch(server.request())
         oldest = held[0]
         oldest.settimeout(5)
