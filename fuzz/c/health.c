@@ -2,8 +2,8 @@
  * health_respond) fed any request head, as read from the health port (at most HTTP_REQ_MAX
  * bytes). The answer must be a whole HTTP/1.0 response with one of the statuses the server
  * uses and a Content-Length that matches its body (none for HEAD). */
+#include <ctype.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,9 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = 0;
     char *r = health_respond(&m, head, size, mono_ns(), &len);
     if (r) {
-        int status = 0;
-        if (len < 17 || memcmp(r, "HTTP/1.0 ", 9) != 0 || sscanf(r + 9, "%3d", &status) != 1)
+        /* r holds exactly len bytes, no NUL: read the status by hand, never past r + len. */
+        if (len < 17 || memcmp(r, "HTTP/1.0 ", 9) != 0 || !isdigit((unsigned char)r[9])
+            || !isdigit((unsigned char)r[10]) || !isdigit((unsigned char)r[11]))
             abort();
+        int status = (r[9] - '0') * 100 + (r[10] - '0') * 10 + (r[11] - '0');
         if (status != 200 && status != 400 && status != 404 && status != 405 && status != 503)
             abort();
         const char *end = memmem(r, len, "\r\n\r\n", 4);

@@ -38,11 +38,12 @@ def mib(quantity: str) -> int:
 
 
 def expected(members: int, replicas: int = 1, extra: int = 16) -> int:
-    """Two servers a member, two sessions a server pod, replicas + 1 pods during a rollout."""
-    return max(151, 2 * 2 * members * (replicas + 1) + extra)
+    """Two servers a member, two sessions a server pod, and a rollout's pods per server:
+    replicas + 1 (maxSurge), + 2 from 2 replicas on (an old pod still terminating)."""
+    return max(151, 2 * 2 * members * (replicas + min(replicas, 2)) + extra)
 
 
-@pytest.mark.parametrize(("size", "replicas"), [(3, 1), (40, 1), (40, 2), (200, 1)])
+@pytest.mark.parametrize(("size", "replicas"), [(3, 1), (40, 1), (40, 2), (40, 3), (200, 1)])
 def test_max_connections_follow_the_roster(tmp_path: Path, size: int, replicas: int) -> None:
     objs = render("-f", class_values(tmp_path, size), "--set", f"servers.replicas={replicas}")
     assert len(find(objs, "Deployment")) == 2 * size
@@ -59,6 +60,20 @@ def test_max_connections_follow_the_roster(tmp_path: Path, size: int, replicas: 
 
 def test_the_seed_keeps_mysqls_default() -> None:
     assert max_connections(render()) == 151
+
+
+def test_a_small_explicit_max_connections_keeps_the_measured_base() -> None:
+    objs = render("--set", "database.maxConnections=100")
+    assert max_connections(objs) == 100
+    res = database(objs)["resources"]
+    assert mib(res["requests"]["memory"]) == 640 and mib(res["limits"]["memory"]) == 1024
+
+
+def test_max_connections_in_extra_args_is_refused() -> None:
+    proc = helm(*template_cmd("--set", "database.extraArgs={--max-connections=50}"),
+                check=False)
+    assert proc.returncode != 0
+    assert "set database.maxConnections instead" in proc.stderr, proc.stderr
 
 
 def test_explicit_resources_and_connections_are_kept(tmp_path: Path) -> None:

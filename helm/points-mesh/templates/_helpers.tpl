@@ -285,6 +285,11 @@ names and ports unique, no server port equal to HEALTH_PORT (both listen in the 
 {{- define "points-mesh.validate" -}}
 {{- if .Values.database.enabled -}}
 {{- $_ := include "points-mesh.database.maxConnections" . -}}
+{{- range .Values.database.extraArgs -}}
+{{- if regexMatch "^--max[-_]connections" (toString .) -}}
+{{- fail (printf "database.extraArgs: %q would override the max_connections the chart sizes from the roster; set database.maxConnections instead (checked against the roster)" (toString .)) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- include "points-mesh.database.checkExternal" . -}}
 {{- $names := dict -}}
@@ -318,11 +323,17 @@ second release would fight the first over them. Said here, with both names, inst
 
 {{/*
 Database sessions the servers hold at most: two per server pod (its reader's and its updater's),
-two servers per member, servers.replicas pods each plus the one a rolling update adds
-(maxSurge 1; an upgrade rolls every Deployment at once).
+two servers per member, and per server the pods of a rollout (an upgrade rolls every Deployment
+at once): servers.replicas, the one maxSurge adds, and from 2 replicas on one more, an old pod
+still terminating (holding its sessions) while the next new one starts.
 */}}
+{{- define "points-mesh.database.rolloutPods" -}}
+{{- $r := int .Values.servers.replicas -}}
+{{- add $r (min $r 2) -}}
+{{- end -}}
+
 {{- define "points-mesh.database.serverSessions" -}}
-{{- mul 2 2 (len .Values.members) (add (int .Values.servers.replicas) 1) -}}
+{{- mul 2 2 (len .Values.members) (include "points-mesh.database.rolloutPods" . | int) -}}
 {{- end -}}
 
 {{/*
@@ -337,7 +348,7 @@ own default of 151.
 {{- if kindIs "invalid" $db.maxConnections -}}
 {{- max 151 $need -}}
 {{- else if lt (int $db.maxConnections) $need -}}
-{{- fail (printf "database.maxConnections %d is too small for %d members: their servers hold up to %d sessions (2 servers x 2 sessions x (servers.replicas %d + 1 during a rollout) per member), plus database.extraConnections %d = %d; leave it unset (computed) or raise it" (int $db.maxConnections) (len .Values.members) $servers (int .Values.servers.replicas) (int $db.extraConnections) $need) -}}
+{{- fail (printf "database.maxConnections %d is too small for %d members: their servers hold up to %d sessions (2 servers x 2 sessions x %s pods during a rollout at servers.replicas %d, per member), plus database.extraConnections %d = %d; leave it unset (computed) or raise it" (int $db.maxConnections) (len .Values.members) $servers (include "points-mesh.database.rolloutPods" .) (int .Values.servers.replicas) (int $db.extraConnections) $need) -}}
 {{- else -}}
 {{- $db.maxConnections -}}
 {{- end -}}
@@ -355,7 +366,7 @@ again per connection (the chart README's sizing table has the measurements).
 {{- toYaml $db.resources -}}
 {{- else -}}
 {{- $perConnKi := 1024 -}}
-{{- $extra := sub (include "points-mesh.database.maxConnections" . | int) 151 -}}
+{{- $extra := max 0 (sub (include "points-mesh.database.maxConnections" . | int) 151) -}}
 {{- $request := add 640 (div (mul $extra $perConnKi) 1024) -}}
 requests:
   cpu: 100m
@@ -374,7 +385,7 @@ sessions do not fit in it.
 {{- if and (not .Values.database.enabled) (not (kindIs "invalid" $max)) -}}
 {{- $servers := include "points-mesh.database.serverSessions" . | int -}}
 {{- if lt (int $max) $servers -}}
-{{- fail (printf "externalDatabase.maxConnections %d is too small for %d members: their servers hold up to %d sessions (2 servers x 2 sessions x (servers.replicas %d + 1 during a rollout) per member); raise the database's max_connections (or the account's MAX_USER_CONNECTIONS) and this value, or install fewer members per release" (int $max) (len .Values.members) $servers (int .Values.servers.replicas)) -}}
+{{- fail (printf "externalDatabase.maxConnections %d is too small for %d members: their servers hold up to %d sessions (2 servers x 2 sessions x %s pods during a rollout at servers.replicas %d, per member); raise the database's max_connections (or the account's MAX_USER_CONNECTIONS) and this value, or install fewer members per release" (int $max) (len .Values.members) $servers (include "points-mesh.database.rolloutPods" .) (int .Values.servers.replicas)) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

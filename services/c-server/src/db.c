@@ -145,8 +145,12 @@ static void set_tls_mode(MYSQL *my, int mode, const char *ca_file)
 {
 #ifdef MARIADB_PACKAGE_VERSION_ID
     db_bool on = 1, off = 0;
-    if (mode == PTS_DB_TLS_MODE_DISABLED)
+    if (mode == PTS_DB_TLS_MODE_DISABLED) {
+        /* Said, not assumed: Connector/C 3.4 and later ask for TLS and verify by default. */
+        mysql_options(my, MYSQL_OPT_SSL_ENFORCE, &off);
+        mysql_options(my, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &off);
         return;
+    }
     mysql_ssl_set(my, NULL, NULL, mode >= PTS_DB_TLS_MODE_VERIFY_CA ? ca_file : NULL, NULL,
                   NULL);
     mysql_options(my, MYSQL_OPT_SSL_VERIFY_SERVER_CERT,
