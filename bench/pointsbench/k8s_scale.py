@@ -21,7 +21,6 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from statistics import mean
 from tempfile import TemporaryDirectory
@@ -46,10 +45,6 @@ class Result:
     c_mib: tuple[float, float]
     py_mib: tuple[float, float]
     note: str = ""
-
-
-def _epoch(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def _status(kube: k8s.Kube, ns: str) -> dict[str, int]:
@@ -90,8 +85,8 @@ def run_size(kube: k8s.Kube, base_values: dict[str, object], size: int, timeout:
     if proc.returncode != 0:
         log(f"{size} members: {proc.stderr.strip()[-500:]}; {kube.pod_summary(ns, limit=10)}")
     jobs = kube.kubectl_json("-n", ns, "get", "jobs")["items"]
-    starts = [_epoch(j["status"]["startTime"]) for j in jobs if j["status"].get("startTime")]
-    ends = [_epoch(j["status"]["completionTime"]) for j in jobs
+    starts = [k8s.api_time(j["status"]["startTime"]) for j in jobs if j["status"].get("startTime")]
+    ends = [k8s.api_time(j["status"]["completionTime"]) for j in jobs
             if j["status"].get("completionTime")]
     done = sum(1 for j in jobs if j["status"].get("succeeded") == 1)
     if done != size:

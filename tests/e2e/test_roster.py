@@ -12,7 +12,6 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -25,10 +24,6 @@ MEMBERS = spec.class_roster(CLASS)
 SERVERS = spec.servers(MEMBERS)
 # MySQL's errors for a full server (1040) and a full account (1203), as the servers log them.
 LIMIT_ERRORS = re.compile(r"Too many connections|\b1040\b|\b1203\b|max_user_connections")
-
-
-def _time(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +53,8 @@ def test_every_client_job_prints_both_rows_and_they_ran_side_by_side(space: Spac
     for m in MEMBERS:
         logs = space.kube.job_logs(f"client-{m.name}", space.ns)
         assert reply_for(m.c_row).search(logs) and reply_for(m.python_row).search(logs), logs
-    starts = sorted(_time(j["status"]["startTime"]) for j in jobs.values())
-    ends = sorted(_time(j["status"]["completionTime"]) for j in jobs.values())
+    starts = sorted(k8s.api_time(j["status"]["startTime"]) for j in jobs.values())
+    ends = sorted(k8s.api_time(j["status"]["completionTime"]) for j in jobs.values())
     MEASURE[f"class of {CLASS}: client Jobs started within (s)"] = starts[-1] - starts[0]
     MEASURE[f"class of {CLASS}: first Job start -> last Job complete (s)"] = ends[-1] - starts[0]
     # One hook per member would start them one after another, each once the previous one is
@@ -103,14 +98,14 @@ def test_database_sized_for_the_class_and_no_connection_refused(space: Space) ->
     # (before, while it initialises, a server's connects are refused and retried).
     db = space.get("pod", "points-database-0")
     ready = next(c for c in db["status"]["conditions"] if c["type"] == "Ready")
-    ready_at = _time(ready["lastTransitionTime"])
+    ready_at = k8s.api_time(ready["lastTransitionTime"])
     out = space.kubectl("logs", "-l", "app.kubernetes.io/component=server", "--tail=-1",
                         "--prefix", "--max-log-requests=200", timeout=300)
     errors = [line for line in out.splitlines() if '"event":"db_error"' in line]
     limited = [e for e in errors if LIMIT_ERRORS.search(e)]
     assert limited == [], limited[:5]
     late = [e for e in errors
-            if _time(json.loads(e.split(" ", 1)[1])["ts"]) > ready_at + 5]
+            if k8s.api_time(json.loads(e.split(" ", 1)[1])["ts"]) > ready_at + 5]
     assert late == [], late[:5]
     connected = out.count('"event":"db_connected"')
     assert connected >= sessions, f"{connected} db_connected events, {sessions} sessions"

@@ -384,3 +384,8 @@ def test_summarize_jobs() -> None:
     ]
     assert k8s.summarize_jobs(jobs) == "Jobs not complete: client-b (running), client-c (failed)"
     assert k8s.summarize_jobs(jobs[:1]) == ""
+
+
+def test_api_time_reads_the_api_servers_and_the_logs_stamps() -> None:
+    assert k8s.api_time("2026-12-07T13:04:45Z") == 1796648685.0
+    assert k8s.api_time("2026-12-07T13:04:45.500Z") == 1796648685.5

@@ -43,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -748,6 +749,11 @@ class Kube:
         if proc.returncode != 0:
             return None
         return default_provisioner(json.loads(proc.stdout))
+
+
+def api_time(stamp: str) -> float:
+    """An API server time (RFC 3339, "2026-12-07T13:04:45Z") as seconds since the epoch."""
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass(frozen=True)

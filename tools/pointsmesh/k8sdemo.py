@@ -197,12 +197,10 @@ def _check_rows(points: dict[str, int]) -> bool:
 
 def _jobs_done_after(kube: k8s.Kube, jobs: list[str], namespace: str, t_start: float) -> float:
     """Seconds from t_start (epoch) to the last Job's completionTime (API time, 1 s steps)."""
-    from datetime import datetime
-
     last = 0.0
     for _start, done in kube.job_times(jobs, namespace).values():
         if done:
-            last = max(last, datetime.fromisoformat(done.replace("Z", "+00:00")).timestamp())
+            last = max(last, k8s.api_time(done))
     return max(0.0, last - t_start) if last else float("nan")
 
 
